@@ -1,0 +1,67 @@
+use livebase_value::{DocumentId, ValidationError, ValueError};
+
+use crate::Timestamp;
+
+/// Why a read or write inside a transaction failed. These are the caller's errors: retrying the same
+/// transaction gives the same error.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum TransactionError {
+    #[error(transparent)]
+    InvalidValue(#[from] ValueError),
+    #[error("Document {table}: {error}")]
+    SchemaValidation { table: String, error: ValidationError },
+    #[error("Field `{field}` of document {id} is a system field and can't be changed")]
+    SystemFieldChanged { field: String, id: DocumentId },
+    #[error("Table `{0}` is a system table: its documents can't be written directly")]
+    SystemTable(String),
+    #[error("Index `{table}.{index}` does not exist")]
+    IndexNotFound { table: String, index: String },
+    #[error("Document {0} does not exist")]
+    DocumentNotFound(DocumentId),
+    #[error("Document {0} belongs to a table that does not exist")]
+    TableNotFound(DocumentId),
+    #[error("Transaction read more than {limit} {what}; read less per transaction (paginate)")]
+    ReadLimit { what: &'static str, limit: usize },
+    #[error("Transaction wrote more than {limit} {what}; split the work into several transactions")]
+    WriteLimit { what: &'static str, limit: usize },
+    #[error("Transaction read set has more than {limit} key intervals; read less per transaction")]
+    ReadSetLimit { limit: usize },
+    #[error("Invalid schema: {0}")]
+    InvalidSchema(String),
+}
+
+/// Why a commit did not happen.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum CommitError {
+    /// Another transaction committed a write to something this one read. Retry the transaction.
+    #[error("Transaction conflicts with a commit at timestamp {conflicting_commit}; retry it")]
+    Conflict { conflicting_commit: Timestamp },
+    /// The transaction began before the oldest write the committer remembers. Retry the transaction.
+    #[error("Transaction began at {begin} before the committer's oldest remembered write at {oldest}; retry it")]
+    TooOld { begin: Timestamp, oldest: Timestamp },
+    #[error(transparent)]
+    Transaction(#[from] TransactionError),
+    /// The store stopped accepting commits: it is shutting down or a write to disk failed. Only a
+    /// restart (which recovers from the durable log) helps.
+    #[error("The store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl CommitError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, CommitError::Conflict { .. } | CommitError::TooOld { .. })
+    }
+}
+
+/// Errors opening or recovering a data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("Data directory {path} is in use by another process (lock file {path}/LOCK is held)")]
+    Locked { path: String },
+    #[error("I/O error on data directory {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("SQLite error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("Data directory is corrupt: {0}")]
+    Corrupt(String),
+}

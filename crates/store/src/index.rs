@@ -1,0 +1,187 @@
+//! Index keys and the global key space that read sets and write sets are expressed in.
+//!
+//! Inside an index, a document's key is the order-preserving encoding of its indexed field values
+//! followed by `_creationTime` and `_id` (so every index is a total order over documents). To compare
+//! reads and writes across indexes without a map per index, every key is also given a global form:
+//! `table number (u32 big-endian) ++ index name ++ 0x00 ++ index key`. Index names are identifiers
+//! (never containing 0x00), so the prefix of one index is never a prefix of another's.
+
+use std::ops::Bound;
+
+use livebase_value::{FieldPath, TableNumber, Value, encode_key_value, get_path};
+
+use crate::Document;
+use crate::document::CREATION_TIME_FIELD;
+
+pub const BY_ID: &str = "by_id";
+pub const BY_CREATION_TIME: &str = "by_creation_time";
+
+/// Sort order of a scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+/// A range of keys inside one index: `start` inclusive, `end` exclusive, `None` for "to the end".
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct KeyRange {
+    pub start: Vec<u8>,
+    pub end: Option<Vec<u8>>,
+}
+
+impl KeyRange {
+    /// Every key of the index.
+    pub fn all() -> KeyRange {
+        KeyRange::default()
+    }
+
+    /// Keys that start with `prefix` (an equality on a prefix of the index's fields).
+    pub fn prefix(prefix: Vec<u8>) -> KeyRange {
+        let end = prefix_successor(&prefix);
+        KeyRange { start: prefix, end }
+    }
+
+    /// Converts bounds on whole keys to a half-open range. Excluding `k` as a start, or including it as
+    /// an end, both map to `k ++ 0x00`: the smallest byte string greater than `k`. (Bounds on a prefix of
+    /// the indexed fields need `prefix_successor` instead, since longer keys extend the prefix.)
+    pub fn from_bounds(start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> KeyRange {
+        let start = match start {
+            Bound::Unbounded => Vec::new(),
+            Bound::Included(key) => key,
+            Bound::Excluded(key) => successor(key),
+        };
+        let end = match end {
+            Bound::Unbounded => None,
+            Bound::Included(key) => Some(successor(key)),
+            Bound::Excluded(key) => Some(key),
+        };
+        KeyRange { start, end }
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        key >= self.start.as_slice() && self.end.as_deref().is_none_or(|end| key < end)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end.as_deref().is_some_and(|end| end <= self.start.as_slice())
+    }
+}
+
+/// The smallest byte string greater than `key`.
+pub fn successor(mut key: Vec<u8>) -> Vec<u8> {
+    key.push(0);
+    key
+}
+
+/// The smallest byte string greater than every string starting with `prefix`, or `None` when there is
+/// none (the prefix is empty or all 0xFF).
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last_incrementable = prefix.iter().rposition(|byte| *byte != 0xFF)?;
+    let mut end = prefix[..=last_incrementable].to_vec();
+    end[last_incrementable] += 1;
+    Some(end)
+}
+
+/// A half-open interval `[start, end)` of global keys.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyInterval {
+    pub start: Vec<u8>,
+    pub end: Vec<u8>,
+}
+
+impl KeyInterval {
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.start.as_slice() <= key && key < self.end.as_slice()
+    }
+}
+
+/// The global-key prefix of one index.
+pub fn index_prefix(table: TableNumber, index: &str) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(5 + index.len());
+    prefix.extend_from_slice(&table.get().to_be_bytes());
+    prefix.extend_from_slice(index.as_bytes());
+    prefix.push(0);
+    prefix
+}
+
+/// The global interval covering `range` of the index whose global prefix is `prefix`.
+pub fn global_interval(prefix: &[u8], range: &KeyRange) -> KeyInterval {
+    let mut start = prefix.to_vec();
+    start.extend_from_slice(&range.start);
+    let end = match &range.end {
+        Some(end) => [prefix, end.as_slice()].concat(),
+        None => prefix_successor(prefix).expect("index prefixes end in 0x00"),
+    };
+    KeyInterval { start, end }
+}
+
+/// Which key a document has in an index.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum IndexKind {
+    /// `by_id`: the `_id` alone.
+    Id,
+    /// A declared index (or `by_creation_time`, with no fields): the fields, then `_creationTime`, `_id`.
+    Fields(Vec<FieldPath>),
+}
+
+impl IndexKind {
+    pub(crate) fn key(&self, document: &Document) -> Vec<u8> {
+        let mut key = Vec::with_capacity(64);
+        match self {
+            IndexKind::Id => id_key_into(&mut key, document),
+            IndexKind::Fields(fields) => {
+                for field in fields {
+                    encode_key_value(&mut key, get_path(document.object(), field));
+                }
+                encode_key_value(&mut key, document.get(CREATION_TIME_FIELD));
+                id_key_into(&mut key, document);
+            }
+        }
+        key
+    }
+}
+
+fn id_key_into(key: &mut Vec<u8>, document: &Document) {
+    encode_key_value(key, Some(&Value::String(document.id().encode())));
+}
+
+/// The `by_id` key of a document id.
+pub fn id_key(id: livebase_value::DocumentId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(40);
+    encode_key_value(&mut key, Some(&Value::String(id.encode())));
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_successor_skips_trailing_ff() {
+        assert_eq!(prefix_successor(&[1, 2, 0xFF]), Some(vec![1, 3]));
+        assert_eq!(prefix_successor(&[0xFF, 0xFF]), None);
+        assert_eq!(prefix_successor(&[]), None);
+    }
+
+    #[test]
+    fn bounds_map_to_half_open_ranges() {
+        let range = KeyRange::from_bounds(Bound::Excluded(vec![5]), Bound::Included(vec![9]));
+        assert!(!range.contains(&[5]));
+        assert!(range.contains(&[5, 0]));
+        assert!(range.contains(&[9]));
+        assert!(!range.contains(&[9, 0xFF]));
+        assert!(!range.contains(&[9, 0]));
+    }
+
+    #[test]
+    fn index_prefixes_do_not_nest() {
+        let table = TableNumber::new(7).unwrap();
+        let short = index_prefix(table, "by_a");
+        let long = index_prefix(table, "by_ab");
+        assert!(!long.starts_with(&short));
+        let interval = global_interval(&short, &KeyRange::all());
+        assert!(!interval.contains(&long));
+        assert!(interval.contains(&[short.clone(), vec![0xFF; 3]].concat()));
+    }
+}

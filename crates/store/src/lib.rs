@@ -1,0 +1,33 @@
+//! Livebase's storage engine.
+//!
+//! Owns the database state and its durability: documents and their indexes in memory as persistent
+//! (copy-on-write) maps, one snapshot per commit; serializable transactions by optimistic concurrency
+//! (read sets of key intervals, checked by a single committer); a commit log with group commit and
+//! checkpoints in SQLite; and the change stream every commit is published on. Knows nothing of
+//! queries, functions or the network.
+
+mod committer;
+mod document;
+mod error;
+mod index;
+pub mod limits;
+mod persistence;
+mod read_set;
+mod schema;
+mod snapshot;
+mod store;
+mod timestamp;
+mod transaction;
+
+pub use committer::{CommitRecord, DocumentChange, StoreStats};
+pub use document::{CREATION_TIME_FIELD, Document, ID_FIELD};
+pub use error::{CommitError, OpenError, TransactionError};
+pub use index::{
+    BY_CREATION_TIME, BY_ID, KeyInterval, KeyRange, Order, global_interval, index_prefix, prefix_successor, successor,
+};
+pub use read_set::ReadSet;
+pub use schema::{IndexSchema, MAX_INDEX_FIELDS, MAX_INDEXES_PER_TABLE, Schema, TableSchema};
+pub use snapshot::{INDEXES_TABLE, Snapshot, TABLES_TABLE};
+pub use store::{Store, StoreConfig};
+pub use timestamp::Timestamp;
+pub use transaction::{Scan, Transaction};

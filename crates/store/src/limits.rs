@@ -1,0 +1,29 @@
+//! Every bound the engine enforces, in one place. Document-level limits (size, nesting, fields) live in
+//! `livebase_value` because they belong to the value model.
+
+/// Documents one transaction may read (Convex: 32,000).
+pub const MAX_TRANSACTION_DOCS_READ: usize = 32_000;
+/// Bytes of documents one transaction may read (Convex: 16 MiB).
+pub const MAX_TRANSACTION_BYTES_READ: usize = 16 << 20;
+/// Documents one transaction may write (Convex: 16,000).
+pub const MAX_TRANSACTION_DOCS_WRITTEN: usize = 16_000;
+/// Bytes of documents one transaction may write (Convex: 16 MiB).
+pub const MAX_TRANSACTION_BYTES_WRITTEN: usize = 16 << 20;
+/// Key intervals in one transaction's read set (Convex: 4,096).
+pub const MAX_READ_SET_INTERVALS: usize = 4_096;
+
+/// Commits waiting for the committer. Writers past this wait (back-pressure) instead of queueing
+/// without bound.
+pub const COMMIT_QUEUE_CAPACITY: usize = 4_096;
+/// Commits made durable by one fsync at most. Bounds the latency of one group commit.
+pub const MAX_COMMITS_PER_BATCH: usize = 1_024;
+/// Index keys kept in the committer's log of recent writes, used to check read sets. A transaction
+/// that began before the oldest retained write fails with `TransactionTooOld` and is retried.
+pub const MAX_WRITE_LOG_KEYS: usize = 1_000_000;
+/// Recent snapshots kept so reads can happen at a timestamp other than the latest.
+pub const MAX_RETAINED_SNAPSHOTS: usize = 256;
+/// Commit records buffered for each change-stream subscriber; a slower subscriber sees `Lagged`.
+pub const CHANGE_STREAM_CAPACITY: usize = 4_096;
+
+/// Attempts `Store::transact` makes before giving up on a conflicting transaction.
+pub const MAX_TRANSACTION_ATTEMPTS: u32 = 16;

@@ -1,0 +1,252 @@
+//! Durable state: the commit log and checkpoints. The in-memory state is a function of this.
+//!
+//! The embedded default keeps both in one SQLite database in WAL mode with `synchronous=FULL`, so a
+//! SQLite commit returns only after its WAL frames are fsynced:
+//! - `log(ts, entry)`: one row per commit holding all of its writes, so a commit is atomic by
+//!   construction; a group of commits is appended in one SQLite transaction (one fsync).
+//! - `documents(table_number, internal_id, document)`: the checkpoint, every live document as of
+//!   `meta.checkpoint_ts`. A checkpoint folds the log into it and deletes the folded rows in one
+//!   SQLite transaction, so restart replays only the log written since.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use livebase_value::{DocumentId, TableNumber};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::Timestamp;
+use crate::error::OpenError;
+
+/// Bump when the on-disk layout changes; opening a newer or older layout fails clearly.
+const FORMAT_VERSION: i64 = 1;
+pub(crate) const DATABASE_FILE: &str = "livebase.sqlite3";
+
+/// One document write as stored: the document's storage encoding, or `None` for a deletion.
+pub(crate) type StoredWrite = (DocumentId, Option<std::sync::Arc<[u8]>>);
+
+/// The durable state found on open.
+pub(crate) struct Recovered {
+    /// Every document of the checkpoint, system tables first (table number order).
+    pub(crate) checkpoint: Vec<(DocumentId, Vec<u8>)>,
+    pub(crate) checkpoint_ts: Timestamp,
+    /// Commits after the checkpoint, in timestamp order.
+    pub(crate) log: Vec<(Timestamp, Vec<StoredWrite>)>,
+}
+
+/// Where commits go to become durable. SQLite is the embedded default; other databases implement the
+/// same contract: `append` returns only once the commits survive a crash, and it is all or nothing.
+pub(crate) trait Persistence: Send + 'static {
+    fn append(&mut self, commits: &[(Timestamp, &[StoredWrite])]) -> Result<(), String>;
+    /// Folds every appended commit up to `ts` into the checkpoint. `latest` holds the newest version
+    /// of each document written since the previous checkpoint.
+    fn checkpoint(
+        &mut self,
+        ts: Timestamp,
+        latest: &HashMap<DocumentId, Option<std::sync::Arc<[u8]>>>,
+    ) -> Result<(), String>;
+}
+
+pub(crate) struct SqlitePersistence {
+    connection: Connection,
+}
+
+impl SqlitePersistence {
+    pub(crate) fn open(directory: &Path) -> Result<(SqlitePersistence, Recovered), OpenError> {
+        let connection = Connection::open(directory.join(DATABASE_FILE))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS log (ts INTEGER PRIMARY KEY, entry BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS documents (
+                 table_number INTEGER NOT NULL, internal_id BLOB NOT NULL, document BLOB NOT NULL,
+                 PRIMARY KEY (table_number, internal_id)) WITHOUT ROWID;",
+        )?;
+        let format: Option<i64> = connection
+            .query_row("SELECT value FROM meta WHERE key = 'format_version'", [], |row| row.get(0))
+            .optional()?;
+        match format {
+            None => {
+                connection.execute(
+                    "INSERT INTO meta (key, value) VALUES ('format_version', ?1), ('checkpoint_ts', 0)",
+                    [FORMAT_VERSION],
+                )?;
+            }
+            Some(FORMAT_VERSION) => {}
+            Some(other) => {
+                return Err(OpenError::Corrupt(format!(
+                    "data format version {other}, this build reads version {FORMAT_VERSION}"
+                )));
+            }
+        }
+        let persistence = SqlitePersistence { connection };
+        let recovered = persistence.recover()?;
+        Ok((persistence, recovered))
+    }
+
+    fn recover(&self) -> Result<Recovered, OpenError> {
+        let checkpoint_ts: i64 =
+            self.connection.query_row("SELECT value FROM meta WHERE key = 'checkpoint_ts'", [], |row| row.get(0))?;
+        let checkpoint_ts = timestamp_from_sql(checkpoint_ts)?;
+        let mut checkpoint = Vec::new();
+        let mut statement = self
+            .connection
+            .prepare("SELECT table_number, internal_id, document FROM documents ORDER BY table_number, internal_id")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let table: i64 = row.get(0)?;
+            let internal: Vec<u8> = row.get(1)?;
+            let id = document_id(table, &internal).map_err(OpenError::Corrupt)?;
+            checkpoint.push((id, row.get(2)?));
+        }
+        let mut log = Vec::new();
+        let mut statement = self.connection.prepare("SELECT ts, entry FROM log WHERE ts > ?1 ORDER BY ts")?;
+        let mut rows = statement.query([timestamp_to_sql(checkpoint_ts)])?;
+        while let Some(row) = rows.next()? {
+            let ts = timestamp_from_sql(row.get(0)?)?;
+            let entry: Vec<u8> = row.get(1)?;
+            let writes =
+                decode_entry(&entry).map_err(|error| OpenError::Corrupt(format!("log entry at {ts}: {error}")))?;
+            log.push((ts, writes));
+        }
+        Ok(Recovered { checkpoint, checkpoint_ts, log })
+    }
+}
+
+impl Persistence for SqlitePersistence {
+    fn append(&mut self, commits: &[(Timestamp, &[StoredWrite])]) -> Result<(), String> {
+        let result = (|| -> rusqlite::Result<()> {
+            let transaction = self.connection.transaction()?;
+            {
+                let mut insert = transaction.prepare_cached("INSERT INTO log (ts, entry) VALUES (?1, ?2)")?;
+                for (ts, writes) in commits {
+                    insert.execute(params![timestamp_to_sql(*ts), encode_entry(writes)])?;
+                }
+            }
+            transaction.commit()
+        })();
+        result.map_err(|error| format!("appending {} commits to the log failed: {error}", commits.len()))
+    }
+
+    fn checkpoint(
+        &mut self,
+        ts: Timestamp,
+        latest: &HashMap<DocumentId, Option<std::sync::Arc<[u8]>>>,
+    ) -> Result<(), String> {
+        let result = (|| -> rusqlite::Result<()> {
+            let transaction = self.connection.transaction()?;
+            {
+                let mut upsert = transaction.prepare_cached(
+                    "INSERT INTO documents (table_number, internal_id, document) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (table_number, internal_id) DO UPDATE SET document = excluded.document",
+                )?;
+                let mut delete =
+                    transaction.prepare_cached("DELETE FROM documents WHERE table_number = ?1 AND internal_id = ?2")?;
+                for (id, document) in latest {
+                    let table = i64::from(id.table().get());
+                    match document {
+                        Some(bytes) => upsert.execute(params![table, &id.internal()[..], &bytes[..]])?,
+                        None => delete.execute(params![table, &id.internal()[..]])?,
+                    };
+                }
+            }
+            transaction.execute("DELETE FROM log WHERE ts <= ?1", [timestamp_to_sql(ts)])?;
+            transaction.execute("UPDATE meta SET value = ?1 WHERE key = 'checkpoint_ts'", [timestamp_to_sql(ts)])?;
+            transaction.commit()
+        })();
+        result.map_err(|error| format!("checkpoint at {ts} failed: {error}"))
+    }
+}
+
+fn timestamp_to_sql(ts: Timestamp) -> i64 {
+    i64::try_from(ts.nanos()).expect("timestamps before the year 2262 fit i64")
+}
+
+fn timestamp_from_sql(value: i64) -> Result<Timestamp, OpenError> {
+    u64::try_from(value)
+        .map(Timestamp::from_nanos)
+        .map_err(|_| OpenError::Corrupt(format!("negative timestamp {value}")))
+}
+
+fn document_id(table: i64, internal: &[u8]) -> Result<DocumentId, String> {
+    let table =
+        u32::try_from(table).ok().and_then(TableNumber::new).ok_or_else(|| format!("invalid table number {table}"))?;
+    let internal: [u8; 16] = internal.try_into().map_err(|_| format!("internal id of {} bytes", internal.len()))?;
+    Ok(DocumentId::new(table, internal))
+}
+
+// Log entry layout: u32 count, then per write: u32 table number, 16-byte internal id, u8 kind
+// (0 deleted, 1 document), and for a document a u32 length and its storage encoding. Integers are
+// little-endian.
+
+fn encode_entry(writes: &[StoredWrite]) -> Vec<u8> {
+    let size: usize = writes.iter().map(|(_, document)| 25 + document.as_ref().map_or(0, |bytes| bytes.len())).sum();
+    let mut entry = Vec::with_capacity(4 + size);
+    entry.extend_from_slice(&u32::try_from(writes.len()).expect("write count fits u32").to_le_bytes());
+    for (id, document) in writes {
+        entry.extend_from_slice(&id.table().get().to_le_bytes());
+        entry.extend_from_slice(&id.internal());
+        match document {
+            None => entry.push(0),
+            Some(bytes) => {
+                entry.push(1);
+                entry.extend_from_slice(&u32::try_from(bytes.len()).expect("documents are under 4 GiB").to_le_bytes());
+                entry.extend_from_slice(bytes);
+            }
+        }
+    }
+    entry
+}
+
+fn decode_entry(mut entry: &[u8]) -> Result<Vec<StoredWrite>, String> {
+    fn take<'a>(entry: &mut &'a [u8], length: usize) -> Result<&'a [u8], String> {
+        if entry.len() < length {
+            return Err("truncated".to_owned());
+        }
+        let (head, tail) = entry.split_at(length);
+        *entry = tail;
+        Ok(head)
+    }
+    fn take_u32(entry: &mut &[u8]) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(take(entry, 4)?.try_into().expect("took 4 bytes")))
+    }
+    let count = take_u32(&mut entry)?;
+    let mut writes = Vec::with_capacity(count.min(crate::limits::MAX_TRANSACTION_DOCS_WRITTEN as u32) as usize);
+    for _ in 0..count {
+        let table = take_u32(&mut entry)?;
+        let id = document_id(i64::from(table), take(&mut entry, 16)?)?;
+        let document = match take(&mut entry, 1)?[0] {
+            0 => None,
+            1 => {
+                let length = take_u32(&mut entry)? as usize;
+                Some(take(&mut entry, length)?.into())
+            }
+            kind => return Err(format!("unknown write kind {kind}")),
+        };
+        writes.push((id, document));
+    }
+    if !entry.is_empty() {
+        return Err(format!("{} trailing bytes", entry.len()));
+    }
+    Ok(writes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_entries_round_trip_and_reject_damage() {
+        let table = TableNumber::new(10_001).unwrap();
+        let writes: Vec<StoredWrite> = vec![
+            (DocumentId::new(table, [7; 16]), Some(vec![1, 2, 3].into())),
+            (DocumentId::new(table, [9; 16]), None),
+        ];
+        let entry = encode_entry(&writes);
+        assert_eq!(decode_entry(&entry).unwrap(), writes);
+        for length in 0..entry.len() {
+            assert!(decode_entry(&entry[..length]).is_err(), "truncated at {length}");
+        }
+        assert!(decode_entry(&[entry.as_slice(), &[0]].concat()).is_err());
+    }
+}

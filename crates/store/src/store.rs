@@ -1,0 +1,300 @@
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::committer::{CheckpointPolicy, CommitRecord, CommitRequest, Committer, Published, StoreStats};
+use crate::document::Document;
+use crate::error::OpenError;
+use crate::limits::{COMMIT_QUEUE_CAPACITY, MAX_TRANSACTION_ATTEMPTS};
+use crate::persistence::SqlitePersistence;
+use crate::schema::Schema;
+use crate::snapshot::Snapshot;
+use crate::{CommitError, Timestamp, Transaction, TransactionError};
+
+/// Where and how a store keeps its data.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    /// Fold the log into a checkpoint after this many commits...
+    pub checkpoint_after_commits: usize,
+    /// ...or after this many bytes of documents were written, whichever comes first. Both bound how
+    /// much log a restart replays and how much the committer holds for the next checkpoint.
+    pub checkpoint_after_bytes: usize,
+}
+
+impl StoreConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig { data_dir: data_dir.into(), checkpoint_after_commits: 100_000, checkpoint_after_bytes: 64 << 20 }
+    }
+}
+
+/// A database in one data directory. Cheap to clone; the last clone dropped shuts it down.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
+    requests: Option<mpsc::Sender<CommitRequest>>,
+    published: Arc<Published>,
+    committer: Mutex<Option<JoinHandle<()>>>,
+    /// Held (locked) for the store's life so no second process opens the directory.
+    _lock: File,
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        // Closing the queue lets the committer finish what it has and stop.
+        self.requests.take();
+        if let Some(committer) = self.committer.lock().expect("lock poisoned").take() {
+            let _ = committer.join();
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) a data directory and recovers its state.
+    pub fn open(config: StoreConfig) -> Result<Store, OpenError> {
+        let directory = &config.data_dir;
+        let io_error = |source| OpenError::Io { path: directory.display().to_string(), source };
+        std::fs::create_dir_all(directory).map_err(io_error)?;
+        let lock = lock_directory(directory)?;
+        let (persistence, recovered) = SqlitePersistence::open(directory)?;
+
+        let mut snapshot = Snapshot::empty();
+        for (id, bytes) in &recovered.checkpoint {
+            apply_recovered(&mut snapshot, *id, Some(bytes))?;
+        }
+        let mut since_checkpoint = HashMap::new();
+        let mut last_ts = recovered.checkpoint_ts;
+        for (ts, writes) in &recovered.log {
+            for (id, bytes) in writes {
+                apply_recovered(&mut snapshot, *id, bytes.as_deref())?;
+                since_checkpoint.insert(*id, bytes.clone());
+            }
+            last_ts = *ts;
+        }
+        snapshot.set_ts(last_ts);
+        tracing::info!(
+            data_dir = %directory.display(),
+            checkpoint_documents = recovered.checkpoint.len(),
+            replayed_commits = recovered.log.len(),
+            ts = %last_ts,
+            "store recovered"
+        );
+
+        let published = Arc::new(Published::new(snapshot.clone()));
+        let policy = CheckpointPolicy {
+            after_commits: config.checkpoint_after_commits.max(1),
+            after_bytes: config.checkpoint_after_bytes.max(1),
+        };
+        let committer = Committer::new(
+            snapshot,
+            Box::new(persistence),
+            since_checkpoint,
+            recovered.log.len(),
+            policy,
+            Arc::clone(&published),
+        );
+        let (requests, receiver) = mpsc::channel(COMMIT_QUEUE_CAPACITY);
+        let committer = std::thread::Builder::new()
+            .name("livebase-committer".to_owned())
+            .spawn(move || committer.run(receiver))
+            .map_err(io_error)?;
+        Ok(Store {
+            inner: Arc::new(StoreInner {
+                requests: Some(requests),
+                published,
+                committer: Mutex::new(Some(committer)),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// Starts a transaction at the latest durable commit.
+    pub fn begin(&self) -> Transaction {
+        Transaction::new(self.inner.published.latest())
+    }
+
+    /// The latest durable state.
+    pub fn snapshot(&self) -> Snapshot {
+        self.inner.published.latest()
+    }
+
+    /// The state as of `ts`, if it is recent enough to be retained (see `MAX_RETAINED_SNAPSHOTS`).
+    pub fn snapshot_at(&self, ts: Timestamp) -> Option<Snapshot> {
+        if ts > self.inner.published.latest().ts() {
+            return None;
+        }
+        self.inner.published.at(ts)
+    }
+
+    /// Every commit from now on, in commit order, with old and new documents.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<CommitRecord>> {
+        self.inner.published.subscribe()
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        self.inner.published.stats()
+    }
+
+    /// Commits a transaction, returning once it is durable. A read-only transaction commits at the
+    /// timestamp it read at.
+    pub async fn commit(&self, transaction: Transaction) -> Result<Timestamp, CommitError> {
+        let (request, response) = match self.prepare(transaction)? {
+            Prepared::ReadOnly(ts) => return Ok(ts),
+            Prepared::Request(request, response) => (request, response),
+        };
+        self.queue().send(request).await.map_err(|_| self.unavailable())?;
+        response.await.map_err(|_| self.unavailable())?
+    }
+
+    /// `commit` for callers outside an async runtime. Must not be called from inside one.
+    pub fn commit_blocking(&self, transaction: Transaction) -> Result<Timestamp, CommitError> {
+        let (request, response) = match self.prepare(transaction)? {
+            Prepared::ReadOnly(ts) => return Ok(ts),
+            Prepared::Request(request, response) => (request, response),
+        };
+        self.queue().blocking_send(request).map_err(|_| self.unavailable())?;
+        response.blocking_recv().map_err(|_| self.unavailable())?
+    }
+
+    /// Runs `body` in a transaction and commits it, running it again (after a short, growing, jittered
+    /// pause) when the commit conflicts. `body` must be free of side effects outside the transaction.
+    pub async fn transact<T>(
+        &self,
+        mut body: impl FnMut(&mut Transaction) -> Result<T, TransactionError>,
+    ) -> Result<(T, Timestamp), CommitError> {
+        let mut attempt = 0;
+        loop {
+            let mut transaction = self.begin();
+            let value = body(&mut transaction)?;
+            match self.commit(transaction).await {
+                Ok(ts) => return Ok((value, ts)),
+                Err(error) => tokio::time::sleep(retry_pause(&error, &mut attempt)?).await,
+            }
+        }
+    }
+
+    /// `transact` for callers outside an async runtime.
+    pub fn transact_blocking<T>(
+        &self,
+        mut body: impl FnMut(&mut Transaction) -> Result<T, TransactionError>,
+    ) -> Result<(T, Timestamp), CommitError> {
+        let mut attempt = 0;
+        loop {
+            let mut transaction = self.begin();
+            let value = body(&mut transaction)?;
+            match self.commit_blocking(transaction) {
+                Ok(ts) => return Ok((value, ts)),
+                Err(error) => std::thread::sleep(retry_pause(&error, &mut attempt)?),
+            }
+        }
+    }
+
+    /// Declares tables, indexes and validators (see `Schema`), in one transaction.
+    pub async fn apply_schema(&self, schema: &Schema) -> Result<Timestamp, CommitError> {
+        schema.check()?;
+        self.transact(|transaction| apply_schema(transaction, schema)).await.map(|((), ts)| ts)
+    }
+
+    /// `apply_schema` for callers outside an async runtime.
+    pub fn apply_schema_blocking(&self, schema: &Schema) -> Result<Timestamp, CommitError> {
+        schema.check()?;
+        self.transact_blocking(|transaction| apply_schema(transaction, schema)).map(|((), ts)| ts)
+    }
+
+    fn prepare(&self, transaction: Transaction) -> Result<Prepared, CommitError> {
+        if transaction.is_read_only() {
+            let ts = transaction.begin_ts();
+            transaction.into_commit()?;
+            return Ok(Prepared::ReadOnly(ts));
+        }
+        let (begin_ts, read_set, writes) = transaction.into_commit()?;
+        let (reply, response) = oneshot::channel();
+        Ok(Prepared::Request(CommitRequest { begin_ts, read_set, writes, reply }, response))
+    }
+
+    fn queue(&self) -> &mpsc::Sender<CommitRequest> {
+        self.inner.requests.as_ref().expect("the queue lives as long as the store")
+    }
+
+    fn unavailable(&self) -> CommitError {
+        CommitError::Unavailable(self.inner.published.unavailable_reason())
+    }
+}
+
+enum Prepared {
+    ReadOnly(Timestamp),
+    Request(CommitRequest, oneshot::Receiver<Result<Timestamp, CommitError>>),
+}
+
+/// The pause before the next attempt, or the error when it is not worth another one.
+fn retry_pause(error: &CommitError, attempt: &mut u32) -> Result<Duration, CommitError> {
+    *attempt += 1;
+    if !error.is_retryable() || *attempt >= MAX_TRANSACTION_ATTEMPTS {
+        return Err(error.clone());
+    }
+    // The first retry is immediate: most conflicts are with a commit that has already landed.
+    let ceiling_micros = if *attempt == 1 { 0 } else { (100u64 << (*attempt).min(10)).min(100_000) };
+    Ok(Duration::from_micros(rand::random_range(0..=ceiling_micros)))
+}
+
+fn apply_schema(transaction: &mut Transaction, schema: &Schema) -> Result<(), TransactionError> {
+    for table in &schema.tables {
+        transaction.ensure_table(&table.name)?;
+        let declared = transaction.declared_indexes(&table.name)?;
+        for (metadata_id, name, fields) in &declared {
+            let wanted = table.indexes.iter().find(|index| index.name == *name);
+            if wanted.is_none_or(|index| index.fields != *fields) {
+                transaction.remove_index(*metadata_id)?;
+            }
+        }
+        for index in &table.indexes {
+            let unchanged = declared.iter().any(|(_, name, fields)| *name == index.name && *fields == index.fields);
+            if !unchanged {
+                transaction.add_index(&table.name, &index.name, &index.fields)?;
+            }
+        }
+        let validator = table.document_validator.as_ref().map(|validator| validator.to_json().to_string());
+        transaction.set_table_validator(&table.name, validator)?;
+    }
+    Ok(())
+}
+
+fn apply_recovered(
+    snapshot: &mut Snapshot,
+    id: livebase_value::DocumentId,
+    bytes: Option<&[u8]>,
+) -> Result<(), OpenError> {
+    if snapshot.table(id.table()).is_none() {
+        return Err(OpenError::Corrupt(format!(
+            "document {id} belongs to table number {} which does not exist",
+            id.table()
+        )));
+    }
+    let document =
+        bytes.map(|bytes| Document::decode(id, bytes).map(Arc::new)).transpose().map_err(OpenError::Corrupt)?;
+    snapshot.apply_write(id, document, None);
+    Ok(())
+}
+
+fn lock_directory(directory: &Path) -> Result<File, OpenError> {
+    let path = directory.join("LOCK");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| OpenError::Io { path: path.display().to_string(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OpenError::Locked { path: directory.display().to_string() }),
+        Err(std::fs::TryLockError::Error(source)) => Err(OpenError::Io { path: path.display().to_string(), source }),
+    }
+}

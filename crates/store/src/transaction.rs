@@ -1,0 +1,597 @@
+//! Transactions: reads at one snapshot with their read set recorded, writes buffered in a private
+//! copy of that snapshot (so the transaction reads its own writes), committed by the committer.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use livebase_value::{DocumentId, Object, Value, encode_key_value, validate_document, validate_identifier};
+
+use crate::document::{CREATION_TIME_FIELD, Document, ID_FIELD};
+use crate::index::{KeyInterval, KeyRange, Order, global_interval, id_key, index_prefix, successor};
+use crate::limits::{
+    MAX_TRANSACTION_BYTES_READ, MAX_TRANSACTION_BYTES_WRITTEN, MAX_TRANSACTION_DOCS_READ, MAX_TRANSACTION_DOCS_WRITTEN,
+};
+use crate::read_set::ReadSet;
+use crate::snapshot::{
+    FIRST_USER_TABLE_NUMBER, INDEXES_TABLE_NUMBER, IndexMetadata, Snapshot, TABLES_TABLE_NUMBER, TableMetadata,
+    table_number,
+};
+use crate::timestamp::wall_clock_millis_f64;
+use crate::{Timestamp, TransactionError};
+
+/// Documents fetched from an index per step of a scan. Only the documents a caller consumes count as
+/// read, so this is a speed knob, not a semantic one.
+const SCAN_CHUNK: usize = 32;
+
+/// One document's final state in a transaction, with its storage encoding (`None`: deleted).
+pub(crate) struct PendingWrite {
+    pub(crate) new: Option<(Arc<Document>, Arc<[u8]>)>,
+}
+
+/// A serializable transaction. Reads see the snapshot it began at plus its own writes.
+pub struct Transaction {
+    begin_ts: Timestamp,
+    snapshot: Snapshot,
+    read_set: ReadSet,
+    writes: BTreeMap<DocumentId, PendingWrite>,
+    docs_read: usize,
+    bytes_read: usize,
+    user_docs_written: usize,
+    bytes_written: usize,
+    last_creation_time: f64,
+    /// A limit broken where no error could be returned (a scan's drop); fails every later call.
+    deferred_error: Option<TransactionError>,
+}
+
+impl Transaction {
+    pub(crate) fn new(snapshot: Snapshot) -> Transaction {
+        Transaction {
+            begin_ts: snapshot.ts(),
+            snapshot,
+            read_set: ReadSet::new(),
+            writes: BTreeMap::new(),
+            docs_read: 0,
+            bytes_read: 0,
+            user_docs_written: 0,
+            bytes_written: 0,
+            last_creation_time: 0.0,
+            deferred_error: None,
+        }
+    }
+
+    pub fn begin_ts(&self) -> Timestamp {
+        self.begin_ts
+    }
+
+    /// The transaction's view: its begin snapshot with its own writes applied.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    pub fn read_set(&self) -> &ReadSet {
+        &self.read_set
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    pub fn docs_read(&self) -> usize {
+        self.docs_read
+    }
+
+    pub fn bytes_read(&self) -> usize {
+        self.bytes_read
+    }
+
+    /// Reads one document by id.
+    pub fn get(&mut self, id: DocumentId) -> Result<Option<Arc<Document>>, TransactionError> {
+        self.check_deferred()?;
+        let Some(table) = self.snapshot.table(id.table()) else {
+            // Record that the table was absent: creating it could make this read see a document.
+            self.record_table_number_lookup(id.table().get())?;
+            return Ok(None);
+        };
+        let key = id_key(id);
+        let interval = global_interval(
+            &table.by_id().prefix,
+            &KeyRange::from_bounds(std::ops::Bound::Included(key.clone()), std::ops::Bound::Included(key.clone())),
+        );
+        let document = table.get(id).cloned();
+        self.read_set.record(interval)?;
+        if let Some(document) = &document {
+            self.count_read(document)?;
+        }
+        Ok(document)
+    }
+
+    /// Scans `range` of an index in `order`. Only the documents the caller takes from the scan count
+    /// as read: the scan records the interval from where it started to the last key it returned, or
+    /// the whole range once it returns `None`.
+    pub fn scan(
+        &mut self,
+        table: &str,
+        index: &str,
+        range: KeyRange,
+        order: Order,
+    ) -> Result<Scan<'_>, TransactionError> {
+        self.check_deferred()?;
+        let Some(number) = self.resolve_table(table)? else {
+            return Ok(Scan::empty(self));
+        };
+        let table_state = self.snapshot.table(number).expect("resolved tables exist");
+        let Some(index_state) = table_state.index(index) else {
+            return Err(TransactionError::IndexNotFound { table: table.to_owned(), index: index.to_owned() });
+        };
+        let prefix = Arc::clone(&index_state.prefix);
+        let index_position = table_state.indexes.iter().position(|candidate| candidate.name == index_state.name);
+        Ok(Scan {
+            source: index_position.map(|position| ScanSource { table: number, index_position: position, prefix }),
+            range,
+            order,
+            buffer: VecDeque::new(),
+            fetched_up_to: None,
+            source_exhausted: false,
+            last_returned: None,
+            state: ScanState::Running,
+            tx: self,
+        })
+    }
+
+    /// Inserts a document into `table`, creating the table on first use, and returns its new id.
+    pub fn insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, TransactionError> {
+        self.check_deferred()?;
+        check_user_table_name(table)?;
+        validate_document(&fields)?;
+        let number = match self.resolve_table(table)? {
+            Some(number) => number,
+            None => self.create_table(table)?,
+        };
+        let id = DocumentId::generate(number, &mut rand::rng(), wall_clock_millis_f64() as u64);
+        let creation_time = self.next_creation_time();
+        let (document, encoded) = Document::build(id, creation_time, fields)?;
+        self.validate_against_schema(table, &document)?;
+        self.write(id, Some((Arc::new(document), encoded.into())))?;
+        Ok(id)
+    }
+
+    /// Shallow-merges `changes` into a document: `Some(value)` sets a field, `None` removes it
+    /// (Convex's `undefined`). System fields may be given only with their current values.
+    pub fn patch(&mut self, id: DocumentId, changes: BTreeMap<String, Option<Value>>) -> Result<(), TransactionError> {
+        let old = self.get_for_write(id)?;
+        let mut fields = old.user_fields();
+        for (field, value) in changes {
+            if field == ID_FIELD || field == CREATION_TIME_FIELD {
+                check_system_field_unchanged(&old, &field, value.as_ref())?;
+                continue;
+            }
+            match value {
+                Some(value) => fields.insert(field, value),
+                None => fields.remove(&field),
+            };
+        }
+        self.rewrite(&old, fields)
+    }
+
+    /// Replaces a document's fields, keeping its id and creation time. `_id` and `_creationTime` may
+    /// be present only with their current values.
+    pub fn replace(&mut self, id: DocumentId, mut fields: Object) -> Result<(), TransactionError> {
+        let old = self.get_for_write(id)?;
+        for system_field in [ID_FIELD, CREATION_TIME_FIELD] {
+            if let Some(value) = fields.remove(system_field) {
+                check_system_field_unchanged(&old, system_field, Some(&value))?;
+            }
+        }
+        self.rewrite(&old, fields)
+    }
+
+    pub fn delete(&mut self, id: DocumentId) -> Result<(), TransactionError> {
+        self.get_for_write(id)?;
+        self.write(id, None)
+    }
+
+    /// Hands the transaction to the committer.
+    pub(crate) fn into_commit(
+        mut self,
+    ) -> Result<(Timestamp, ReadSet, BTreeMap<DocumentId, PendingWrite>), TransactionError> {
+        self.check_deferred()?;
+        self.read_set.normalize();
+        Ok((self.begin_ts, self.read_set, self.writes))
+    }
+
+    // Schema changes, used by `Store::apply_schema` inside an ordinary transaction.
+
+    pub(crate) fn ensure_table(&mut self, table: &str) -> Result<(), TransactionError> {
+        check_user_table_name(table)?;
+        if self.resolve_table(table)?.is_none() {
+            self.create_table(table)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_table_validator(
+        &mut self,
+        table: &str,
+        validator_json: Option<String>,
+    ) -> Result<(), TransactionError> {
+        let metadata = self.table_metadata_document(table)?;
+        let mut fields = metadata.user_fields();
+        match &validator_json {
+            Some(json) => fields.insert(TableMetadata::VALIDATOR.to_owned(), Value::String(json.clone())),
+            None => fields.remove(TableMetadata::VALIDATOR),
+        };
+        if fields == metadata.user_fields() {
+            return Ok(());
+        }
+        if let Some(json) = &validator_json {
+            self.check_existing_documents(table, json)?;
+        }
+        self.rewrite_system(&metadata, fields)
+    }
+
+    /// The declared indexes of a table as (name, fields), from `_indexes`.
+    pub(crate) fn declared_indexes(
+        &mut self,
+        table: &str,
+    ) -> Result<Vec<(DocumentId, String, Vec<String>)>, TransactionError> {
+        let mut prefix = Vec::new();
+        encode_key_value(&mut prefix, Some(&Value::String(table.to_owned())));
+        let mut declared = Vec::new();
+        let mut scan = self.scan(crate::snapshot::INDEXES_TABLE, "by_table", KeyRange::prefix(prefix), Order::Asc)?;
+        for document in scan.by_ref() {
+            let document = document?;
+            let metadata = IndexMetadata::parse(&document);
+            declared.push((document.id(), metadata.name, metadata.fields.iter().map(ToString::to_string).collect()));
+        }
+        Ok(declared)
+    }
+
+    pub(crate) fn add_index(&mut self, table: &str, index: &str, fields: &[String]) -> Result<(), TransactionError> {
+        validate_identifier("index", index)?;
+        let fields_value = fields.iter().map(|field| Value::String(field.clone())).collect();
+        let metadata = Object::from([
+            (IndexMetadata::TABLE.to_owned(), Value::String(table.to_owned())),
+            (IndexMetadata::NAME.to_owned(), Value::String(index.to_owned())),
+            (IndexMetadata::FIELDS.to_owned(), Value::Array(fields_value)),
+        ]);
+        self.insert_system(table_number(INDEXES_TABLE_NUMBER), metadata).map(drop)
+    }
+
+    pub(crate) fn remove_index(&mut self, metadata_id: DocumentId) -> Result<(), TransactionError> {
+        self.get_for_write(metadata_id)?;
+        self.write(metadata_id, None)
+    }
+
+    // Internals.
+
+    fn check_deferred(&self) -> Result<(), TransactionError> {
+        match &self.deferred_error {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn count_read(&mut self, document: &Document) -> Result<(), TransactionError> {
+        self.docs_read += 1;
+        self.bytes_read += document.size();
+        if self.docs_read > MAX_TRANSACTION_DOCS_READ {
+            return Err(TransactionError::ReadLimit { what: "documents", limit: MAX_TRANSACTION_DOCS_READ });
+        }
+        if self.bytes_read > MAX_TRANSACTION_BYTES_READ {
+            return Err(TransactionError::ReadLimit { what: "bytes", limit: MAX_TRANSACTION_BYTES_READ });
+        }
+        Ok(())
+    }
+
+    /// Looks a table up by name, recording the lookup so that creating or changing the table (its
+    /// schema validator) later conflicts with this transaction.
+    fn resolve_table(&mut self, name: &str) -> Result<Option<livebase_value::TableNumber>, TransactionError> {
+        let mut key = Vec::new();
+        encode_key_value(&mut key, Some(&Value::String(name.to_owned())));
+        let prefix = index_prefix(table_number(TABLES_TABLE_NUMBER), "by_name");
+        self.read_set.record(global_interval(&prefix, &KeyRange::prefix(key)))?;
+        Ok(self.snapshot.table_number(name))
+    }
+
+    fn record_table_number_lookup(&mut self, number: u32) -> Result<(), TransactionError> {
+        let mut key = Vec::new();
+        encode_key_value(&mut key, Some(&Value::Int64(i64::from(number))));
+        let prefix = index_prefix(table_number(TABLES_TABLE_NUMBER), "by_number");
+        self.read_set.record(global_interval(&prefix, &KeyRange::prefix(key)))
+    }
+
+    fn create_table(&mut self, name: &str) -> Result<livebase_value::TableNumber, TransactionError> {
+        // Reading every table's number makes concurrent creations of tables conflict, so two never
+        // pick the same number.
+        let mut highest = FIRST_USER_TABLE_NUMBER - 1;
+        let mut scan = self.scan(crate::snapshot::TABLES_TABLE, "by_number", KeyRange::all(), Order::Desc)?;
+        if let Some(document) = scan.next() {
+            highest = highest.max(TableMetadata::parse(&*document?).number.get());
+        }
+        drop(scan);
+        let number = table_number(
+            highest.checked_add(1).ok_or_else(|| TransactionError::InvalidSchema("out of table numbers".into()))?,
+        );
+        let metadata = Object::from([
+            (TableMetadata::NAME.to_owned(), Value::String(name.to_owned())),
+            (TableMetadata::NUMBER.to_owned(), Value::Int64(i64::from(number.get()))),
+        ]);
+        self.insert_system(table_number(TABLES_TABLE_NUMBER), metadata)?;
+        Ok(number)
+    }
+
+    fn insert_system(
+        &mut self,
+        table: livebase_value::TableNumber,
+        fields: Object,
+    ) -> Result<DocumentId, TransactionError> {
+        let id = DocumentId::generate(table, &mut rand::rng(), wall_clock_millis_f64() as u64);
+        let creation_time = self.next_creation_time();
+        let (document, encoded) = Document::build(id, creation_time, fields)?;
+        self.write(id, Some((Arc::new(document), encoded.into())))?;
+        Ok(id)
+    }
+
+    fn table_metadata_document(&mut self, table: &str) -> Result<Arc<Document>, TransactionError> {
+        let mut key = Vec::new();
+        encode_key_value(&mut key, Some(&Value::String(table.to_owned())));
+        let mut scan = self.scan(crate::snapshot::TABLES_TABLE, "by_name", KeyRange::prefix(key), Order::Asc)?;
+        let document = scan.next().transpose()?;
+        drop(scan);
+        document.ok_or_else(|| TransactionError::InvalidSchema(format!("table `{table}` does not exist")))
+    }
+
+    fn rewrite_system(&mut self, old: &Document, fields: Object) -> Result<(), TransactionError> {
+        let (document, encoded) = Document::build(old.id(), old.creation_time(), fields)?;
+        self.write(old.id(), Some((Arc::new(document), encoded.into())))
+    }
+
+    fn check_existing_documents(&mut self, table: &str, validator_json: &str) -> Result<(), TransactionError> {
+        let json: serde_json::Value = serde_json::from_str(validator_json)
+            .map_err(|error| TransactionError::InvalidSchema(format!("validator of `{table}` is not JSON: {error}")))?;
+        let validator = livebase_value::Validator::from_json(&json)?;
+        let number = self.snapshot.table_number(table).expect("table exists");
+        let documents: Vec<Arc<Document>> =
+            self.snapshot.table(number).expect("table exists").by_id().entries.values().cloned().collect();
+        for document in documents {
+            validator.validate(&Value::Object(document.user_fields()), &self.snapshot).map_err(|error| {
+                TransactionError::InvalidSchema(format!(
+                    "existing document {} of `{table}` does not match the new schema: {error}",
+                    document.id()
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn get_for_write(&mut self, id: DocumentId) -> Result<Arc<Document>, TransactionError> {
+        let number = id.table().get();
+        if number < FIRST_USER_TABLE_NUMBER && number != INDEXES_TABLE_NUMBER {
+            return Err(TransactionError::SystemTable(
+                self.snapshot.table_name(id.table()).unwrap_or("_system").to_owned(),
+            ));
+        }
+        if self.snapshot.table(id.table()).is_none() {
+            return Err(TransactionError::TableNotFound(id));
+        }
+        self.get(id)?.ok_or(TransactionError::DocumentNotFound(id))
+    }
+
+    fn rewrite(&mut self, old: &Document, fields: Object) -> Result<(), TransactionError> {
+        validate_document(&fields)?;
+        let table = self.snapshot.table_name(old.id().table()).expect("documents live in tables").to_owned();
+        let (document, encoded) = Document::build(old.id(), old.creation_time(), fields)?;
+        self.validate_against_schema(&table, &document)?;
+        self.write(old.id(), Some((Arc::new(document), encoded.into())))
+    }
+
+    fn validate_against_schema(&mut self, table: &str, document: &Document) -> Result<(), TransactionError> {
+        // The lookup is recorded so a concurrent schema change conflicts with this write.
+        let number = self.resolve_table(table)?.expect("writes go to existing tables");
+        let Some(validator) = self.snapshot.table(number).and_then(|table| table.validator.clone()) else {
+            return Ok(());
+        };
+        validator
+            .validate(&Value::Object(document.user_fields()), &self.snapshot)
+            .map_err(|error| TransactionError::SchemaValidation { table: table.to_owned(), error })
+    }
+
+    fn write(&mut self, id: DocumentId, new: Option<(Arc<Document>, Arc<[u8]>)>) -> Result<(), TransactionError> {
+        // Catalog writes the engine makes on the caller's behalf do not count against its limits.
+        if id.table().get() >= FIRST_USER_TABLE_NUMBER {
+            self.count_write(id, new.as_ref().map(|(document, _)| document.size()))?;
+        }
+        self.snapshot.apply_write(id, new.as_ref().map(|(document, _)| Arc::clone(document)), None);
+        self.writes.insert(id, PendingWrite { new });
+        Ok(())
+    }
+
+    fn count_write(&mut self, id: DocumentId, new_size: Option<usize>) -> Result<(), TransactionError> {
+        let previous = self.writes.get(&id);
+        let previous_size =
+            previous.and_then(|previous| previous.new.as_ref()).map_or(0, |(document, _)| document.size());
+        let bytes_written = self.bytes_written - previous_size + new_size.unwrap_or(0);
+        if bytes_written > MAX_TRANSACTION_BYTES_WRITTEN {
+            return Err(TransactionError::WriteLimit { what: "bytes", limit: MAX_TRANSACTION_BYTES_WRITTEN });
+        }
+        if previous.is_none() {
+            if self.user_docs_written == MAX_TRANSACTION_DOCS_WRITTEN {
+                return Err(TransactionError::WriteLimit { what: "documents", limit: MAX_TRANSACTION_DOCS_WRITTEN });
+            }
+            self.user_docs_written += 1;
+        }
+        self.bytes_written = bytes_written;
+        Ok(())
+    }
+
+    /// Creation times are strictly increasing within a transaction, so documents it inserts keep
+    /// their insertion order in `by_creation_time`.
+    fn next_creation_time(&mut self) -> f64 {
+        let now = wall_clock_millis_f64();
+        self.last_creation_time = if now > self.last_creation_time { now } else { self.last_creation_time.next_up() };
+        self.last_creation_time
+    }
+}
+
+fn check_user_table_name(table: &str) -> Result<(), TransactionError> {
+    validate_identifier("table", table)?;
+    if table.starts_with('_') {
+        return Err(TransactionError::SystemTable(table.to_owned()));
+    }
+    Ok(())
+}
+
+fn check_system_field_unchanged(
+    document: &Document,
+    field: &str,
+    value: Option<&Value>,
+) -> Result<(), TransactionError> {
+    if value == document.get(field) {
+        return Ok(());
+    }
+    Err(TransactionError::SystemFieldChanged { field: field.to_owned(), id: document.id() })
+}
+
+struct ScanSource {
+    table: livebase_value::TableNumber,
+    index_position: usize,
+    prefix: Arc<[u8]>,
+}
+
+/// An index scan in progress. Dropping it records what it read in the transaction's read set.
+pub struct Scan<'tx> {
+    tx: &'tx mut Transaction,
+    /// `None` when the table does not exist (the lookup was already recorded).
+    source: Option<ScanSource>,
+    range: KeyRange,
+    order: Order,
+    buffer: VecDeque<(Vec<u8>, Arc<Document>)>,
+    /// The last key moved into `buffer`: the next fetch continues after it.
+    fetched_up_to: Option<Vec<u8>>,
+    source_exhausted: bool,
+    last_returned: Option<Vec<u8>>,
+    state: ScanState,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ScanState {
+    Running,
+    /// Returned `None`: the whole range was read.
+    Exhausted,
+    /// Returned an error; what it read is up to `last_returned`.
+    Failed,
+}
+
+impl<'tx> Scan<'tx> {
+    fn empty(tx: &'tx mut Transaction) -> Scan<'tx> {
+        Scan {
+            tx,
+            source: None,
+            range: KeyRange::all(),
+            order: Order::Asc,
+            buffer: VecDeque::new(),
+            fetched_up_to: None,
+            source_exhausted: true,
+            last_returned: None,
+            state: ScanState::Exhausted,
+        }
+    }
+
+    /// The index key of the last document returned.
+    pub fn last_key(&self) -> Option<&[u8]> {
+        self.last_returned.as_deref()
+    }
+
+    fn fetch(&mut self) {
+        let Some(source) = &self.source else { return };
+        let table = self.tx.snapshot.table(source.table).expect("scanned tables exist while the scan lives");
+        let entries = &table.indexes[source.index_position].entries;
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let (lower, upper) = match self.order {
+            Order::Asc => (
+                match &self.fetched_up_to {
+                    Some(key) => Excluded(key.as_slice()),
+                    None => Included(self.range.start.as_slice()),
+                },
+                self.range.end.as_deref().map_or(Unbounded, Excluded),
+            ),
+            Order::Desc => (
+                Included(self.range.start.as_slice()),
+                match &self.fetched_up_to {
+                    Some(key) => Excluded(key.as_slice()),
+                    None => self.range.end.as_deref().map_or(Unbounded, Excluded),
+                },
+            ),
+        };
+        if bounds_are_empty(lower, upper) {
+            self.source_exhausted = true;
+            return;
+        }
+        let range = entries.range::<_, [u8]>((lower, upper));
+        let chunk: Vec<(Vec<u8>, Arc<Document>)> = match self.order {
+            Order::Asc => range.take(SCAN_CHUNK).map(|(key, document)| (key.clone(), Arc::clone(document))).collect(),
+            Order::Desc => {
+                range.rev().take(SCAN_CHUNK).map(|(key, document)| (key.clone(), Arc::clone(document))).collect()
+            }
+        };
+        self.source_exhausted = chunk.len() < SCAN_CHUNK;
+        self.fetched_up_to = chunk.last().map(|(key, _)| key.clone()).or(self.fetched_up_to.take());
+        self.buffer.extend(chunk);
+    }
+
+    fn consumed_interval(&self) -> Option<KeyInterval> {
+        let source = self.source.as_ref()?;
+        let consumed = if self.state == ScanState::Exhausted {
+            self.range.clone()
+        } else {
+            let last = self.last_returned.clone()?;
+            match self.order {
+                Order::Asc => KeyRange { start: self.range.start.clone(), end: Some(successor(last)) },
+                Order::Desc => KeyRange { start: last, end: self.range.end.clone() },
+            }
+        };
+        Some(global_interval(&source.prefix, &consumed))
+    }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<Arc<Document>, TransactionError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.state != ScanState::Running {
+            return None;
+        }
+        if self.buffer.is_empty() && !self.source_exhausted {
+            self.fetch();
+        }
+        let Some((key, document)) = self.buffer.pop_front() else {
+            self.state = ScanState::Exhausted;
+            return None;
+        };
+        self.last_returned = Some(key);
+        if let Err(error) = self.tx.count_read(&document) {
+            self.state = ScanState::Failed;
+            return Some(Err(error));
+        }
+        Some(Ok(document))
+    }
+}
+
+impl Drop for Scan<'_> {
+    fn drop(&mut self) {
+        if let Some(interval) = self.consumed_interval()
+            && let Err(error) = self.tx.read_set.record(interval)
+        {
+            self.tx.deferred_error.get_or_insert(error);
+        }
+    }
+}
+
+fn bounds_are_empty(lower: std::ops::Bound<&[u8]>, upper: std::ops::Bound<&[u8]>) -> bool {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    match (lower, upper) {
+        (Unbounded, _) | (_, Unbounded) => false,
+        (Included(low), Included(high)) => low > high,
+        (Included(low) | Excluded(low), Excluded(high)) | (Excluded(low), Included(high)) => low >= high,
+    }
+}

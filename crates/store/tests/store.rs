@@ -1,0 +1,348 @@
+//! Behaviour of the store through its public API, on a real SQLite file.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{int, object, open};
+use livebase_store::limits::{MAX_TRANSACTION_DOCS_READ, MAX_TRANSACTION_DOCS_WRITTEN};
+use livebase_store::{CommitError, KeyRange, Order, Schema, Store, StoreConfig, TableSchema, TransactionError};
+use livebase_value::{Validator, Value, encode_key_value};
+
+fn key(value: Value) -> Vec<u8> {
+    let mut key = Vec::new();
+    encode_key_value(&mut key, Some(&value));
+    key
+}
+
+#[test]
+fn committed_writes_survive_reopen() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    let ((id, other), ts) = store
+        .transact_blocking(|tx| {
+            let id = tx.insert("notes", object(&[("text", Value::String("hello".into())), ("n", Value::Int64(1))]))?;
+            let other = tx.insert("notes", object(&[("text", Value::String("bye".into()))]))?;
+            Ok((id, other))
+        })
+        .unwrap();
+    store
+        .transact_blocking(|tx| {
+            tx.patch(id, BTreeMap::from([("n".to_owned(), Some(Value::Int64(2))), ("text".to_owned(), None)]))?;
+            tx.delete(other)
+        })
+        .unwrap();
+    drop(store);
+
+    let store = open(directory.path());
+    let snapshot = store.snapshot();
+    assert!(snapshot.ts() > ts);
+    let document = snapshot.get(id).expect("patched document survives");
+    assert_eq!(int(&document, "n"), 2);
+    assert_eq!(document.get("text"), None, "patch with None removed the field");
+    assert!(snapshot.get(other).is_none(), "deleted document stays deleted");
+    assert_eq!(snapshot.document_count("notes"), 1);
+}
+
+#[test]
+fn a_second_process_cannot_open_the_directory() {
+    let directory = tempfile::tempdir().unwrap();
+    let _store = open(directory.path());
+    let error = Store::open(StoreConfig::new(directory.path())).err().expect("second open fails");
+    assert!(error.to_string().contains("in use by another process"), "{error}");
+}
+
+#[test]
+fn conflicting_transactions_abort_with_a_typed_error() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    let (id, _) = store.transact_blocking(|tx| tx.insert("counters", object(&[("n", Value::Int64(0))]))).unwrap();
+
+    let mut first = store.begin();
+    let mut second = store.begin();
+    for tx in [&mut first, &mut second] {
+        let n = int(&tx.get(id).unwrap().unwrap(), "n");
+        tx.patch(id, BTreeMap::from([("n".to_owned(), Some(Value::Int64(n + 1)))])).unwrap();
+    }
+    let committed = store.commit_blocking(first).unwrap();
+    let error = store.commit_blocking(second).unwrap_err();
+    assert_eq!(error, CommitError::Conflict { conflicting_commit: committed });
+    assert!(error.is_retryable());
+    assert_eq!(int(&store.snapshot().get(id).unwrap(), "n"), 1);
+}
+
+#[test]
+fn writes_outside_the_read_set_do_not_conflict() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    store
+        .apply_schema_blocking(&Schema { tables: vec![TableSchema::new("items").index("by_group", &["group"])] })
+        .unwrap();
+    store
+        .transact_blocking(|tx| {
+            for group in 0..4 {
+                tx.insert("items", object(&[("group", Value::Int64(group))]))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+
+    // Reads group 1 only, then writes elsewhere.
+    let mut reader = store.begin();
+    let range = KeyRange::prefix(key(Value::Int64(1)));
+    let seen = reader.scan("items", "by_group", range, Order::Asc).unwrap().count();
+    assert_eq!(seen, 1);
+    reader.insert("log", object(&[("saw", Value::Int64(1))])).unwrap();
+
+    store.transact_blocking(|tx| tx.insert("items", object(&[("group", Value::Int64(3))]))).unwrap();
+    store.commit_blocking(reader).expect("a write to group 3 does not touch a read of group 1");
+
+    let mut reader = store.begin();
+    let range = KeyRange::prefix(key(Value::Int64(1)));
+    assert_eq!(reader.scan("items", "by_group", range, Order::Asc).unwrap().count(), 1);
+    reader.insert("log", object(&[("saw", Value::Int64(1))])).unwrap();
+    store.transact_blocking(|tx| tx.insert("items", object(&[("group", Value::Int64(1))]))).unwrap();
+    assert!(matches!(store.commit_blocking(reader), Err(CommitError::Conflict { .. })), "a write to group 1 does");
+}
+
+#[test]
+fn a_scan_reads_only_what_was_consumed() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    let (ids, _) = store
+        .transact_blocking(|tx| {
+            (0..10).map(|n| tx.insert("items", object(&[("n", Value::Int64(n))]))).collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap();
+
+    // Take the first two documents by creation time; a later insert lands after them.
+    let mut reader = store.begin();
+    let taken: Vec<_> =
+        reader.scan("items", "by_creation_time", KeyRange::all(), Order::Asc).unwrap().take(2).collect();
+    assert_eq!(taken.len(), 2);
+    reader.insert("log", object(&[])).unwrap();
+    store.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(99))]))).unwrap();
+    store.transact_blocking(|tx| tx.delete(ids[5])).unwrap();
+    store.commit_blocking(reader).expect("writes past the consumed prefix do not conflict");
+
+    let mut reader = store.begin();
+    let _ = reader.scan("items", "by_creation_time", KeyRange::all(), Order::Asc).unwrap().take(2).count();
+    reader.insert("log", object(&[])).unwrap();
+    store.transact_blocking(|tx| tx.delete(ids[1])).unwrap();
+    assert!(
+        matches!(store.commit_blocking(reader), Err(CommitError::Conflict { .. })),
+        "deleting a consumed document does"
+    );
+}
+
+#[test]
+fn reading_a_missing_table_conflicts_with_its_creation() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    let mut reader = store.begin();
+    assert_eq!(reader.scan("later", "by_creation_time", KeyRange::all(), Order::Asc).unwrap().count(), 0);
+    reader.insert("log", object(&[])).unwrap();
+    store.transact_blocking(|tx| tx.insert("later", object(&[]))).unwrap();
+    assert!(matches!(store.commit_blocking(reader), Err(CommitError::Conflict { .. })));
+}
+
+#[test]
+fn transactions_read_their_own_writes() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    let mut tx = store.begin();
+    let id = tx.insert("items", object(&[("n", Value::Int64(7))])).unwrap();
+    assert_eq!(int(&tx.get(id).unwrap().unwrap(), "n"), 7);
+    assert_eq!(tx.scan("items", "by_creation_time", KeyRange::all(), Order::Desc).unwrap().count(), 1);
+    tx.delete(id).unwrap();
+    assert!(tx.get(id).unwrap().is_none());
+    store.commit_blocking(tx).unwrap();
+    assert_eq!(store.snapshot().document_count("items"), 0);
+}
+
+#[test]
+fn adding_an_index_back_fills_it_and_survives_restart() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    store
+        .transact_blocking(|tx| {
+            for n in [3, 1, 2] {
+                tx.insert("items", object(&[("meta", Value::Object(object(&[("rank", Value::Int64(n))])))]))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let schema = Schema { tables: vec![TableSchema::new("items").index("by_rank", &["meta.rank"])] };
+    store.apply_schema_blocking(&schema).unwrap();
+    let ranks = |store: &Store| {
+        let mut tx = store.begin();
+        tx.scan("items", "by_rank", KeyRange::all(), Order::Asc)
+            .unwrap()
+            .map(|document| {
+                let document = document.unwrap();
+                let Some(Value::Object(meta)) = document.get("meta") else { panic!("meta missing") };
+                meta["rank"].clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ranks(&store), vec![Value::Int64(1), Value::Int64(2), Value::Int64(3)]);
+    drop(store);
+    let store = open(directory.path());
+    assert_eq!(ranks(&store), vec![Value::Int64(1), Value::Int64(2), Value::Int64(3)]);
+    assert_eq!(store.snapshot().index_names("items").unwrap(), vec!["by_id", "by_creation_time", "by_rank"]);
+
+    // Dropping the index from the schema removes it.
+    store.apply_schema_blocking(&Schema { tables: vec![TableSchema::new("items")] }).unwrap();
+    let mut tx = store.begin();
+    let error = tx.scan("items", "by_rank", KeyRange::all(), Order::Asc).err().unwrap();
+    assert_eq!(error, TransactionError::IndexNotFound { table: "items".into(), index: "by_rank".into() });
+}
+
+#[test]
+fn schema_validation_rejects_bad_writes_and_bad_schemas() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    let validator = Validator::from_json(&serde_json::json!({
+        "type": "object",
+        "value": { "name": { "fieldType": { "type": "string" }, "optional": false } }
+    }))
+    .unwrap();
+    let schema = Schema { tables: vec![TableSchema::new("people").validator(validator)] };
+    store.apply_schema_blocking(&schema).unwrap();
+    store.transact_blocking(|tx| tx.insert("people", object(&[("name", Value::String("Ada".into()))]))).unwrap();
+    let error = store.transact_blocking(|tx| tx.insert("people", object(&[("name", Value::Int64(1))]))).unwrap_err();
+    assert!(
+        matches!(&error, CommitError::Transaction(TransactionError::SchemaValidation { table, .. }) if table == "people"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("name"), "the error names the field: {error}");
+    assert_eq!(store.snapshot().document_count("people"), 1, "the bad write changed nothing");
+
+    let duplicate = Schema { tables: vec![TableSchema::new("people").index("by_x", &["x"]).index("by_x", &["y"])] };
+    assert!(matches!(
+        store.apply_schema_blocking(&duplicate),
+        Err(CommitError::Transaction(TransactionError::InvalidSchema(_)))
+    ));
+    let reserved = Schema { tables: vec![TableSchema::new("people").index("by_id", &["x"])] };
+    assert!(store.apply_schema_blocking(&reserved).is_err());
+}
+
+#[test]
+fn bad_input_is_rejected_and_changes_nothing() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    for (table, fields) in [
+        ("9bad", object(&[])),
+        ("_tables", object(&[])),
+        ("ok", object(&[("$money", Value::Null)])),
+        ("ok", object(&[("_secret", Value::Null)])),
+        ("ok", object(&[("big", Value::Bytes(vec![0; 1 << 20]))])),
+    ] {
+        let error = store.transact_blocking(|tx| tx.insert(table, fields.clone())).unwrap_err();
+        assert!(matches!(error, CommitError::Transaction(_)), "{table}: {error}");
+    }
+    assert!(store.snapshot().table_names().is_empty(), "no table was created by a failed insert");
+
+    let (id, _) = store.transact_blocking(|tx| tx.insert("ok", object(&[]))).unwrap();
+    let error = store
+        .transact_blocking(|tx| tx.patch(id, BTreeMap::from([("_id".to_owned(), Some(Value::String("x".into())))])))
+        .unwrap_err();
+    assert!(error.to_string().contains("system field"), "{error}");
+    store.transact_blocking(|tx| tx.delete(id)).unwrap();
+    let error = store.transact_blocking(|tx| tx.delete(id)).unwrap_err();
+    assert_eq!(error, CommitError::Transaction(TransactionError::DocumentNotFound(id)));
+}
+
+#[test]
+fn per_transaction_limits_are_enforced_at_the_boundary() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    let mut tx = store.begin();
+    for _ in 0..MAX_TRANSACTION_DOCS_WRITTEN {
+        tx.insert("many", object(&[])).unwrap();
+    }
+    let error = tx.insert("many", object(&[])).unwrap_err();
+    assert_eq!(error, TransactionError::WriteLimit { what: "documents", limit: MAX_TRANSACTION_DOCS_WRITTEN });
+    // A transaction may still commit what it did within the limits.
+    store.commit_blocking(tx).unwrap();
+    store
+        .transact_blocking(|tx| {
+            for _ in 0..(MAX_TRANSACTION_DOCS_READ - MAX_TRANSACTION_DOCS_WRITTEN) {
+                tx.insert("many", object(&[]))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+
+    let mut tx = store.begin();
+    let read = tx.scan("many", "by_id", KeyRange::all(), Order::Asc).unwrap().filter(Result::is_ok).count();
+    assert_eq!(read, MAX_TRANSACTION_DOCS_READ, "exactly the limit can be read");
+    drop(tx);
+
+    store.transact_blocking(|tx| tx.insert("many", object(&[]))).unwrap();
+    let mut tx = store.begin();
+    let results: Vec<_> = tx.scan("many", "by_id", KeyRange::all(), Order::Asc).unwrap().collect();
+    assert_eq!(results.len(), MAX_TRANSACTION_DOCS_READ + 1);
+    let limit = TransactionError::ReadLimit { what: "documents", limit: MAX_TRANSACTION_DOCS_READ };
+    assert_eq!(results.last().unwrap().as_ref().unwrap_err(), &limit);
+}
+
+#[test]
+fn change_stream_publishes_commits_in_order_with_old_and_new() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    let mut changes = store.subscribe();
+    let (id, first) = store.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(1))]))).unwrap();
+    let ((), second) = store.transact_blocking(|tx| tx.replace(id, object(&[("n", Value::Int64(2))]))).unwrap();
+    let ((), third) = store.transact_blocking(|tx| tx.delete(id)).unwrap();
+
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let record = changes.try_recv().expect("published before the commit returned");
+        let change = record.changes.iter().find(|change| change.id == id).expect("the item changed");
+        seen.push((record.ts, change.old.as_ref().map(|d| int(d, "n")), change.new.as_ref().map(|d| int(d, "n"))));
+        assert!(record.keys.windows(2).all(|pair| pair[0] < pair[1]), "keys are sorted and unique");
+    }
+    assert_eq!(seen, vec![(first, None, Some(1)), (second, Some(1), Some(2)), (third, Some(2), None)]);
+    assert!(first < second && second < third);
+}
+
+#[test]
+fn checkpoints_fold_the_log_and_recovery_combines_both() {
+    let directory = tempfile::tempdir().unwrap();
+    let config = StoreConfig { checkpoint_after_commits: 7, ..StoreConfig::new(directory.path()) };
+    let store = Store::open(config.clone()).unwrap();
+    let mut expected = BTreeMap::new();
+    for n in 0..40 {
+        let (id, _) = store.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(n))]))).unwrap();
+        expected.insert(id, n);
+        if n % 3 == 0 {
+            store
+                .transact_blocking(|tx| tx.patch(id, BTreeMap::from([("n".to_owned(), Some(Value::Int64(n * 10)))])))
+                .unwrap();
+            expected.insert(id, n * 10);
+        }
+        if n % 5 == 0 {
+            store.transact_blocking(|tx| tx.delete(id)).unwrap();
+            expected.remove(&id);
+        }
+    }
+    let ts = store.snapshot().ts();
+    drop(store);
+    let connection = rusqlite_count_log(directory.path());
+    assert!(connection < 7, "the log holds only commits since the last checkpoint, got {connection}");
+
+    let store = Store::open(config).unwrap();
+    let snapshot = store.snapshot();
+    assert_eq!(snapshot.ts(), ts);
+    let actual: BTreeMap<_, _> =
+        snapshot.documents("items").iter().map(|document| (document.id(), int(document, "n"))).collect();
+    assert_eq!(actual, expected);
+    let (_, next) = store.transact_blocking(|tx| tx.insert("items", object(&[]))).unwrap();
+    assert!(next > ts, "timestamps keep increasing across restarts");
+}
+
+fn rusqlite_count_log(directory: &std::path::Path) -> i64 {
+    let connection = rusqlite::Connection::open(directory.join("livebase.sqlite3")).unwrap();
+    connection.query_row("SELECT count(*) FROM log", [], |row| row.get(0)).unwrap()
+}
