@@ -1,0 +1,123 @@
+//! Durable commits per second: the engine with 1, 8 and 64 concurrent writers, and SQLite alone doing
+//! the same appends with the same batching (the physical limit the engine builds on).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use livebase_store::{Store, StoreConfig};
+use livebase_value::{Object, Value};
+
+use crate::Effort;
+use crate::report::Report;
+
+const SECTION: &str = "Durable commits (storage engine, in-process)";
+const WRITER_COUNTS: [usize; 3] = [1, 8, 64];
+
+pub fn run(effort: Effort, report: &mut Report) {
+    println!("{SECTION}");
+    for writers in WRITER_COUNTS {
+        let mut engine_rates = Vec::new();
+        let mut raw_rates = Vec::new();
+        let mut batch_sizes = Vec::new();
+        for _ in 0..effort.runs {
+            let engine = engine_run(writers, effort.duration);
+            // SQLite alone, appending log entries of the size the engine wrote, in groups of the size
+            // the engine formed.
+            // A log entry is the documents plus 29 bytes of framing (see the store's persistence module).
+            let raw = raw_sqlite_run(
+                engine.commits_per_batch.round().max(1.0) as usize,
+                engine.bytes_per_commit + 29,
+                effort.duration,
+            );
+            engine_rates.push(engine.commits_per_second);
+            batch_sizes.push(engine.commits_per_batch);
+            raw_rates.push(raw);
+        }
+        let engine = report.add(SECTION, &format!("engine, {writers} writers"), "commits/s", engine_rates);
+        let raw = report.add(SECTION, &format!("raw SQLite, same batching as {writers} writers"), "rows/s", raw_rates);
+        let batch = report.add(SECTION, &format!("commits per fsync, {writers} writers"), "commits", batch_sizes);
+        report.note(format!(
+            "{writers} writers: engine at {:.0}% of raw SQLite with the same batching ({batch:.1} commits per fsync)",
+            100.0 * engine / raw
+        ));
+    }
+}
+
+struct EngineRun {
+    commits_per_second: f64,
+    commits_per_batch: f64,
+    bytes_per_commit: usize,
+}
+
+/// `writers` tasks each insert one small document per transaction, as fast as commits return.
+fn engine_run(writers: usize, duration: Duration) -> EngineRun {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let store = Store::open(StoreConfig::new(directory.path())).expect("open store");
+    // Create the table up front so the run measures steady-state commits.
+    store.transact_blocking(|tx| tx.insert("bench", Object::new())).expect("create table");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let before = store.stats();
+    let committed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..writers)
+            .map(|writer| {
+                let (store, committed, stop) = (store.clone(), Arc::clone(&committed), Arc::clone(&stop));
+                tokio::spawn(async move {
+                    let mut sequence = 0i64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let fields = Object::from([
+                            ("writer".to_owned(), Value::Int64(writer as i64)),
+                            ("sequence".to_owned(), Value::Int64(sequence)),
+                        ]);
+                        store.transact(|tx| tx.insert("bench", fields.clone())).await.expect("commit");
+                        committed.fetch_add(1, Ordering::Relaxed);
+                        sequence += 1;
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(duration).await;
+        stop.store(true, Ordering::Relaxed);
+        for task in tasks {
+            task.await.expect("writer");
+        }
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = store.stats();
+    let commits = after.commits - before.commits;
+    assert_eq!(commits, committed.load(Ordering::Relaxed), "every acknowledged commit was counted by the store");
+    EngineRun {
+        commits_per_second: commits as f64 / elapsed,
+        commits_per_batch: commits as f64 / (after.batches - before.batches).max(1) as f64,
+        bytes_per_commit: ((after.logged_bytes - before.logged_bytes) / commits.max(1)) as usize,
+    }
+}
+
+/// Appends rows of `entry_bytes` to a SQLite table in WAL mode with `synchronous=FULL`, `batch` rows
+/// per transaction (one fsync each), for `duration`; returns rows per second.
+fn raw_sqlite_run(batch: usize, entry_bytes: usize, duration: Duration) -> f64 {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let connection = rusqlite::Connection::open(directory.path().join("raw.sqlite3")).expect("open");
+    connection.pragma_update(None, "journal_mode", "WAL").expect("wal");
+    connection.pragma_update(None, "synchronous", "FULL").expect("synchronous");
+    connection.execute_batch("CREATE TABLE log (ts INTEGER PRIMARY KEY, entry BLOB NOT NULL)").expect("create");
+    let entry = vec![7u8; entry_bytes];
+    let mut ts = 0i64;
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        let transaction = connection.unchecked_transaction().expect("begin");
+        {
+            let mut insert =
+                transaction.prepare_cached("INSERT INTO log (ts, entry) VALUES (?1, ?2)").expect("prepare");
+            for _ in 0..batch {
+                ts += 1;
+                insert.execute(rusqlite::params![ts, entry]).expect("insert");
+            }
+        }
+        transaction.commit().expect("commit");
+    }
+    ts as f64 / started.elapsed().as_secs_f64()
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every test of the project. This is the command README names and .ci/run calls.
+# It installs or starts whatever the tests need, so it works on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# cargo-nextest runs test binaries in parallel and reports each; fall back to cargo test without it.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
+# Doc tests (nextest does not run them).
+cargo test --workspace --doc
