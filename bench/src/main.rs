@@ -10,6 +10,11 @@ use std::time::Duration;
 
 use clap::Parser;
 
+// The engine's copy-on-write snapshots allocate and free many small nodes; the server uses mimalloc
+// for that, so the benchmarks do too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "Runs Livebase's benchmarks and writes the results page")]
 struct Options {

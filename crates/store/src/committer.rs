@@ -1,5 +1,11 @@
-//! The single committer: validates read sets against later writes, orders commits, makes them durable
-//! in groups, then publishes them. One thread owns the latest state, so commit order needs no locks.
+//! The single committer and its durability stage.
+//!
+//! Two threads form a pipeline. The committer validates read sets against later writes, assigns
+//! timestamps and applies accepted writes to the latest (not yet durable) state; one thread owns that
+//! state, so commit order needs no locks. It hands each group of accepted commits to the durability
+//! thread, which appends them to the log (merging groups that queued up into one fsync), then
+//! publishes the new snapshot and change records and acknowledges the commits. While one group is
+//! on its way to disk, the committer already validates the next.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +15,9 @@ use livebase_value::DocumentId;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::document::Document;
-use crate::limits::{CHANGE_STREAM_CAPACITY, MAX_COMMITS_PER_BATCH, MAX_RETAINED_SNAPSHOTS, MAX_WRITE_LOG_KEYS};
+use crate::limits::{
+    CHANGE_STREAM_CAPACITY, MAX_BATCHES_IN_FLIGHT, MAX_COMMITS_PER_BATCH, MAX_RETAINED_SNAPSHOTS, MAX_WRITE_LOG_KEYS,
+};
 use crate::persistence::{Persistence, StoredWrite};
 use crate::read_set::ReadSet;
 use crate::snapshot::Snapshot;
@@ -108,6 +116,14 @@ impl Published {
         }
     }
 
+    fn stop_accepting(&self, reason: &str) {
+        let mut unavailable = self.unavailable.write().expect("lock poisoned");
+        if unavailable.is_none() {
+            tracing::error!(%reason, "the store stops accepting commits");
+            *unavailable = Some(reason.to_owned());
+        }
+    }
+
     pub(crate) fn unavailable_reason(&self) -> String {
         self.unavailable.read().expect("lock poisoned").clone().unwrap_or_else(|| "the store has shut down".to_owned())
     }
@@ -129,13 +145,32 @@ pub(crate) struct CheckpointPolicy {
     pub(crate) after_bytes: usize,
 }
 
+/// A commit accepted by the committer, on its way to disk.
+struct AcceptedCommit {
+    record: Arc<CommitRecord>,
+    stored: Vec<StoredWrite>,
+    reply: oneshot::Sender<Result<Timestamp, CommitError>>,
+}
+
+/// A group of accepted commits and the state after the last of them.
+struct AcceptedBatch {
+    commits: Vec<AcceptedCommit>,
+    snapshot: Snapshot,
+}
+
 pub(crate) struct Committer {
+    /// The latest state, including accepted commits that are not durable yet.
     state: Snapshot,
-    /// Keys written by recent commits, oldest first, for read-set validation.
-    write_log: VecDeque<(Timestamp, Vec<Vec<u8>>)>,
+    /// Recent commits, oldest first, whose written keys validate read sets.
+    write_log: VecDeque<Arc<CommitRecord>>,
     write_log_keys: usize,
     /// The newest commit dropped from `write_log`: transactions that began before it can't be checked.
     forgotten_up_to: Timestamp,
+    published: Arc<Published>,
+}
+
+/// The durability stage: owns the log and the checkpoint bookkeeping.
+struct Durability {
     persistence: Box<dyn Persistence>,
     since_checkpoint: HashMap<DocumentId, Option<Arc<[u8]>>>,
     commits_since_checkpoint: usize,
@@ -144,33 +179,40 @@ pub(crate) struct Committer {
     published: Arc<Published>,
 }
 
-impl Committer {
-    pub(crate) fn new(
-        state: Snapshot,
-        persistence: Box<dyn Persistence>,
-        since_checkpoint: HashMap<DocumentId, Option<Arc<[u8]>>>,
-        commits_since_checkpoint: usize,
-        checkpoint_policy: CheckpointPolicy,
-        published: Arc<Published>,
-    ) -> Committer {
-        let bytes_since_checkpoint = since_checkpoint.values().flatten().map(|bytes| bytes.len()).sum();
-        Committer {
-            forgotten_up_to: state.ts(),
-            state,
-            write_log: VecDeque::new(),
-            write_log_keys: 0,
-            persistence,
-            since_checkpoint,
-            commits_since_checkpoint,
-            bytes_since_checkpoint,
-            checkpoint_policy,
-            published,
-        }
-    }
+/// Starts the committer and durability threads; they run until every request sender is gone, or
+/// until a write to disk fails: then the store stops accepting commits, since what is durable is no
+/// longer known. Returns the committer thread, which joins the durability thread before it ends.
+pub(crate) fn start(
+    state: Snapshot,
+    persistence: Box<dyn Persistence>,
+    since_checkpoint: HashMap<DocumentId, Option<Arc<[u8]>>>,
+    commits_since_checkpoint: usize,
+    checkpoint_policy: CheckpointPolicy,
+    published: Arc<Published>,
+    requests: mpsc::Receiver<CommitRequest>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let bytes_since_checkpoint = since_checkpoint.values().flatten().map(|bytes| bytes.len()).sum();
+    let durability = Durability {
+        persistence,
+        since_checkpoint,
+        commits_since_checkpoint,
+        bytes_since_checkpoint,
+        checkpoint_policy,
+        published: Arc::clone(&published),
+    };
+    let committer =
+        Committer { forgotten_up_to: state.ts(), state, write_log: VecDeque::new(), write_log_keys: 0, published };
+    let (batches, accepted) = std::sync::mpsc::sync_channel(MAX_BATCHES_IN_FLIGHT);
+    let durability =
+        std::thread::Builder::new().name("livebase-durable".to_owned()).spawn(move || durability.run(accepted))?;
+    std::thread::Builder::new().name("livebase-committer".to_owned()).spawn(move || {
+        committer.run(requests, batches);
+        let _ = durability.join();
+    })
+}
 
-    /// Runs until every request sender is gone, or until the disk fails: then the store stops
-    /// accepting commits, since what is durable is no longer known.
-    pub(crate) fn run(mut self, mut requests: mpsc::Receiver<CommitRequest>) {
+impl Committer {
+    fn run(mut self, mut requests: mpsc::Receiver<CommitRequest>, batches: std::sync::mpsc::SyncSender<AcceptedBatch>) {
         while let Some(first) = requests.blocking_recv() {
             let mut batch = Vec::with_capacity(MAX_COMMITS_PER_BATCH.min(64));
             batch.push(first);
@@ -180,9 +222,13 @@ impl Committer {
                     Err(_) => break,
                 }
             }
-            if let Err(reason) = self.commit_batch(batch) {
-                tracing::error!(%reason, "the store stops accepting commits");
-                *self.published.unavailable.write().expect("lock poisoned") = Some(reason.clone());
+            let Some(accepted) = self.accept(batch) else { continue };
+            if let Err(std::sync::mpsc::SendError(rejected)) = batches.send(accepted) {
+                // The durability thread stopped after a failed write; so does the committer.
+                let reason = self.published.unavailable_reason();
+                for commit in rejected.commits {
+                    let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone())));
+                }
                 requests.close();
                 while let Some(request) = requests.blocking_recv() {
                     let _ = request.reply.send(Err(CommitError::Unavailable(reason.clone())));
@@ -190,19 +236,12 @@ impl Committer {
                 return;
             }
         }
-        if self.commits_since_checkpoint > 0 {
-            let ts = self.state.ts();
-            if let Err(reason) = self.persistence.checkpoint(ts, &self.since_checkpoint) {
-                // The log still holds every commit; the next start replays it.
-                tracing::warn!(%reason, "checkpoint at shutdown failed");
-            }
-        }
     }
 
-    fn commit_batch(&mut self, batch: Vec<CommitRequest>) -> Result<(), String> {
-        let mut working = self.state.clone();
+    /// Validates each request and applies the accepted ones to the latest state.
+    fn accept(&mut self, batch: Vec<CommitRequest>) -> Option<AcceptedBatch> {
+        let mut commits = Vec::with_capacity(batch.len());
         let mut last_ts = self.state.ts();
-        let mut accepted = Vec::with_capacity(batch.len());
         for request in batch {
             if let Err(error) = self.validate(&request) {
                 self.published.conflicts.fetch_add(1, Ordering::Relaxed);
@@ -216,7 +255,7 @@ impl Committer {
             let mut stored: Vec<StoredWrite> = Vec::with_capacity(request.writes.len());
             for (id, write) in request.writes {
                 let new = write.new.as_ref().map(|(document, _)| Arc::clone(document));
-                let old = working.apply_write(id, new.clone(), Some(&mut keys));
+                let old = self.state.apply_write(id, new.clone(), Some(&mut keys));
                 if old.is_none() && new.is_none() {
                     continue; // Inserted and deleted by the same transaction.
                 }
@@ -225,72 +264,112 @@ impl Committer {
             }
             keys.sort_unstable();
             keys.dedup();
-            self.remember_writes(ts, keys.clone());
-            accepted.push((Arc::new(CommitRecord { ts, changes, keys }), stored, request.reply));
+            let record = Arc::new(CommitRecord { ts, changes, keys });
+            self.remember_writes(Arc::clone(&record));
+            commits.push(AcceptedCommit { record, stored, reply: request.reply });
         }
-        if accepted.is_empty() {
-            return Ok(());
+        if commits.is_empty() {
+            return None;
         }
-        let commits: Vec<(Timestamp, &[StoredWrite])> =
-            accepted.iter().map(|(record, stored, _)| (record.ts, stored.as_slice())).collect();
-        if let Err(reason) = self.persistence.append(&commits) {
-            for (_, _, reply) in accepted {
-                let _ = reply.send(Err(CommitError::Unavailable(reason.clone())));
-            }
-            return Err(reason);
-        }
-        working.set_ts(last_ts);
-        self.state = working;
-        self.published.publish(self.state.clone());
-        self.published.batches.fetch_add(1, Ordering::Relaxed);
-        self.published.commits.fetch_add(accepted.len() as u64, Ordering::Relaxed);
-        for (record, stored, reply) in accepted {
-            self.commits_since_checkpoint += 1;
-            for (id, encoded) in stored {
-                let size = encoded.as_ref().map_or(0, |bytes| bytes.len());
-                self.bytes_since_checkpoint += size;
-                self.published.logged_bytes.fetch_add(size as u64, Ordering::Relaxed);
-                self.since_checkpoint.insert(id, encoded);
-            }
-            let ts = record.ts;
-            // No receivers is fine: nobody is watching the change stream yet.
-            let _ = self.published.changes.send(record);
-            let _ = reply.send(Ok(ts));
-        }
-        if self.commits_since_checkpoint >= self.checkpoint_policy.after_commits
-            || self.bytes_since_checkpoint >= self.checkpoint_policy.after_bytes
-        {
-            self.persistence.checkpoint(self.state.ts(), &self.since_checkpoint)?;
-            self.published.checkpoints.fetch_add(1, Ordering::Relaxed);
-            self.since_checkpoint.clear();
-            self.commits_since_checkpoint = 0;
-            self.bytes_since_checkpoint = 0;
-        }
-        Ok(())
+        self.state.set_ts(last_ts);
+        Some(AcceptedBatch { commits, snapshot: self.state.clone() })
     }
 
     fn validate(&self, request: &CommitRequest) -> Result<(), CommitError> {
         if request.begin_ts < self.forgotten_up_to {
             return Err(CommitError::TooOld { begin: request.begin_ts, oldest: self.forgotten_up_to });
         }
-        for (ts, keys) in self.write_log.iter().rev() {
-            if *ts <= request.begin_ts {
+        let Some((lowest, highest)) = request.read_set.bounds() else { return Ok(()) };
+        for record in self.write_log.iter().rev() {
+            if record.ts <= request.begin_ts {
                 break;
             }
-            if keys.iter().any(|key| request.read_set.contains(key)) {
-                return Err(CommitError::Conflict { conflicting_commit: *ts });
+            // Most commits write nowhere near what a transaction read: two comparisons rule them out.
+            let (Some(first), Some(last)) = (record.keys.first(), record.keys.last()) else { continue };
+            if last.as_slice() < lowest || first.as_slice() >= highest {
+                continue;
+            }
+            if record.keys.iter().any(|key| request.read_set.contains(key)) {
+                return Err(CommitError::Conflict { conflicting_commit: record.ts });
             }
         }
         Ok(())
     }
 
-    fn remember_writes(&mut self, ts: Timestamp, keys: Vec<Vec<u8>>) {
-        self.write_log_keys += keys.len();
-        self.write_log.push_back((ts, keys));
+    fn remember_writes(&mut self, record: Arc<CommitRecord>) {
+        self.write_log_keys += record.keys.len();
+        self.write_log.push_back(record);
         while self.write_log_keys > MAX_WRITE_LOG_KEYS {
-            let (forgotten, keys) = self.write_log.pop_front().expect("a non-empty log holds the counted keys");
-            self.write_log_keys -= keys.len();
-            self.forgotten_up_to = forgotten;
+            let forgotten = self.write_log.pop_front().expect("a non-empty log holds the counted keys");
+            self.write_log_keys -= forgotten.keys.len();
+            self.forgotten_up_to = forgotten.ts;
         }
+    }
+}
+
+impl Durability {
+    fn run(mut self, accepted: std::sync::mpsc::Receiver<AcceptedBatch>) {
+        while let Ok(first) = accepted.recv() {
+            // Groups that queued while the previous append was on disk share one append.
+            let mut batches = vec![first];
+            batches.extend(accepted.try_iter().take(MAX_BATCHES_IN_FLIGHT));
+            if let Err(reason) = self.make_durable(batches) {
+                self.published.stop_accepting(&reason);
+                for batch in accepted.try_iter() {
+                    for commit in batch.commits {
+                        let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone())));
+                    }
+                }
+                return;
+            }
+        }
+        if self.commits_since_checkpoint > 0 {
+            let ts = self.published.latest().ts();
+            if let Err(reason) = self.persistence.checkpoint(ts, &self.since_checkpoint) {
+                // The log still holds every commit; the next start replays it.
+                tracing::warn!(%reason, "checkpoint at shutdown failed");
+            }
+        }
+    }
+
+    fn make_durable(&mut self, batches: Vec<AcceptedBatch>) -> Result<(), String> {
+        let commits: Vec<(Timestamp, &[StoredWrite])> = batches
+            .iter()
+            .flat_map(|batch| batch.commits.iter().map(|commit| (commit.record.ts, commit.stored.as_slice())))
+            .collect();
+        let count = commits.len() as u64;
+        if let Err(reason) = self.persistence.append(&commits) {
+            for commit in batches.into_iter().flat_map(|batch| batch.commits) {
+                let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone())));
+            }
+            return Err(reason);
+        }
+        let snapshot = batches.last().expect("at least one batch").snapshot.clone();
+        self.published.publish(snapshot);
+        self.published.batches.fetch_add(1, Ordering::Relaxed);
+        self.published.commits.fetch_add(count, Ordering::Relaxed);
+        for commit in batches.into_iter().flat_map(|batch| batch.commits) {
+            self.commits_since_checkpoint += 1;
+            for (id, encoded) in commit.stored {
+                let size = encoded.as_ref().map_or(0, |bytes| bytes.len());
+                self.bytes_since_checkpoint += size;
+                self.published.logged_bytes.fetch_add(size as u64, Ordering::Relaxed);
+                self.since_checkpoint.insert(id, encoded);
+            }
+            let ts = commit.record.ts;
+            // No receivers is fine: nobody is watching the change stream yet.
+            let _ = self.published.changes.send(commit.record);
+            let _ = commit.reply.send(Ok(ts));
+        }
+        if self.commits_since_checkpoint >= self.checkpoint_policy.after_commits
+            || self.bytes_since_checkpoint >= self.checkpoint_policy.after_bytes
+        {
+            self.persistence.checkpoint(self.published.latest().ts(), &self.since_checkpoint)?;
+            self.published.checkpoints.fetch_add(1, Ordering::Relaxed);
+            self.since_checkpoint.clear();
+            self.commits_since_checkpoint = 0;
+            self.bytes_since_checkpoint = 0;
+        }
+        Ok(())
     }
 }

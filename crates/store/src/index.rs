@@ -143,7 +143,8 @@ impl IndexKind {
 }
 
 fn id_key_into(key: &mut Vec<u8>, document: &Document) {
-    encode_key_value(key, Some(&Value::String(document.id().encode())));
+    // The stored `_id` string, so the id is not encoded again for every index.
+    encode_key_value(key, document.get(crate::document::ID_FIELD));
 }
 
 /// The `by_id` key of a document id.

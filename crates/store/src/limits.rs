@@ -17,6 +17,9 @@ pub const MAX_READ_SET_INTERVALS: usize = 4_096;
 pub const COMMIT_QUEUE_CAPACITY: usize = 4_096;
 /// Commits made durable by one fsync at most. Bounds the latency of one group commit.
 pub const MAX_COMMITS_PER_BATCH: usize = 1_024;
+/// Groups of accepted commits waiting for the disk. The committer validates the next group while
+/// one is being written; past this many it waits.
+pub const MAX_BATCHES_IN_FLIGHT: usize = 4;
 /// Index keys kept in the committer's log of recent writes, used to check read sets. A transaction
 /// that began before the oldest retained write fails with `TransactionTooOld` and is retried.
 pub const MAX_WRITE_LOG_KEYS: usize = 1_000_000;

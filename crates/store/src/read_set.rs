@@ -61,6 +61,12 @@ impl ReadSet {
         &self.intervals
     }
 
+    /// The lowest key and the end of the highest interval. Requires a normalized set.
+    pub fn bounds(&self) -> Option<(&[u8], &[u8])> {
+        assert!(self.normalized, "normalize the read set before matching keys against it");
+        Some((self.intervals.first()?.start.as_slice(), self.intervals.last()?.end.as_slice()))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.intervals.is_empty()
     }

@@ -28,7 +28,8 @@ pub(crate) struct IndexState {
     pub(crate) kind: IndexKind,
     /// Global-key prefix of this index (see `index.rs`).
     pub(crate) prefix: Arc<[u8]>,
-    pub(crate) entries: imbl::OrdMap<Vec<u8>, Arc<Document>>,
+    /// Keys are shared slices: copying a B-tree node on write then copies pointers, not bytes.
+    pub(crate) entries: imbl::OrdMap<Arc<[u8]>, Arc<Document>>,
 }
 
 #[derive(Clone)]
@@ -63,7 +64,7 @@ impl TableState {
     }
 
     pub(crate) fn get(&self, id: DocumentId) -> Option<&Arc<Document>> {
-        self.by_id().entries.get(&id_key(id))
+        self.by_id().entries.get(id_key(id).as_slice())
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -177,7 +178,7 @@ impl Snapshot {
         for index in &mut table.indexes {
             if let Some(old) = &old {
                 let key = index.kind.key(old);
-                let removed = index.entries.remove(&key);
+                let removed = index.entries.remove(key.as_slice());
                 assert!(removed.is_some(), "index {} lost the entry of {id}", index.name);
                 if let Some(keys) = touched.as_deref_mut() {
                     keys.push([&index.prefix[..], &key].concat());
@@ -188,7 +189,7 @@ impl Snapshot {
                 if let Some(keys) = touched.as_deref_mut() {
                     keys.push([&index.prefix[..], &key].concat());
                 }
-                let replaced = index.entries.insert(key, Arc::clone(new));
+                let replaced = index.entries.insert(key.into(), Arc::clone(new));
                 assert!(replaced.is_none(), "index {} has two documents under one key", index.name);
             }
         }
@@ -251,8 +252,12 @@ impl Snapshot {
         let table = self.tables.get_mut(&number).expect("index on an existing table");
         assert!(table.index(name).is_none(), "index {name} declared twice");
         let kind = IndexKind::Fields(fields);
-        let entries =
-            table.by_id().entries.values().map(|document| (kind.key(document), Arc::clone(document))).collect();
+        let entries = table
+            .by_id()
+            .entries
+            .values()
+            .map(|document| (Arc::<[u8]>::from(kind.key(document)), Arc::clone(document)))
+            .collect();
         table.indexes.push(IndexState { name: name.into(), kind, prefix: index_prefix(number, name).into(), entries });
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::committer::{CheckpointPolicy, CommitRecord, CommitRequest, Committer, Published, StoreStats};
+use crate::committer::{self, CheckpointPolicy, CommitRecord, CommitRequest, Published, StoreStats};
 use crate::document::Document;
 use crate::error::OpenError;
 use crate::limits::{COMMIT_QUEUE_CAPACITY, MAX_TRANSACTION_ATTEMPTS};
@@ -93,19 +93,17 @@ impl Store {
             after_commits: config.checkpoint_after_commits.max(1),
             after_bytes: config.checkpoint_after_bytes.max(1),
         };
-        let committer = Committer::new(
+        let (requests, receiver) = mpsc::channel(COMMIT_QUEUE_CAPACITY);
+        let committer = committer::start(
             snapshot,
             Box::new(persistence),
             since_checkpoint,
             recovered.log.len(),
             policy,
             Arc::clone(&published),
-        );
-        let (requests, receiver) = mpsc::channel(COMMIT_QUEUE_CAPACITY);
-        let committer = std::thread::Builder::new()
-            .name("livebase-committer".to_owned())
-            .spawn(move || committer.run(receiver))
-            .map_err(io_error)?;
+            receiver,
+        )
+        .map_err(io_error)?;
         Ok(Store {
             inner: Arc::new(StoreInner {
                 requests: Some(requests),

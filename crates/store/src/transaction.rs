@@ -31,7 +31,11 @@ pub(crate) struct PendingWrite {
 /// A serializable transaction. Reads see the snapshot it began at plus its own writes.
 pub struct Transaction {
     begin_ts: Timestamp,
+    /// The begin snapshot with this transaction's writes applied, except those in `unapplied`.
     snapshot: Snapshot,
+    /// User documents written but not yet applied to `snapshot`: applying is deferred until a scan
+    /// needs it, so transactions that never scan after writing never pay for index updates twice.
+    unapplied: Vec<DocumentId>,
     read_set: ReadSet,
     writes: BTreeMap<DocumentId, PendingWrite>,
     docs_read: usize,
@@ -39,6 +43,8 @@ pub struct Transaction {
     user_docs_written: usize,
     bytes_written: usize,
     last_creation_time: f64,
+    /// Tables looked up so far (the lookup is in the read set already), and what the lookup found.
+    resolved_tables: Vec<(Box<str>, Option<livebase_value::TableNumber>)>,
     /// A limit broken where no error could be returned (a scan's drop); fails every later call.
     deferred_error: Option<TransactionError>,
 }
@@ -48,6 +54,7 @@ impl Transaction {
         Transaction {
             begin_ts: snapshot.ts(),
             snapshot,
+            unapplied: Vec::new(),
             read_set: ReadSet::new(),
             writes: BTreeMap::new(),
             docs_read: 0,
@@ -55,17 +62,13 @@ impl Transaction {
             user_docs_written: 0,
             bytes_written: 0,
             last_creation_time: 0.0,
+            resolved_tables: Vec::new(),
             deferred_error: None,
         }
     }
 
     pub fn begin_ts(&self) -> Timestamp {
         self.begin_ts
-    }
-
-    /// The transaction's view: its begin snapshot with its own writes applied.
-    pub fn snapshot(&self) -> &Snapshot {
-        &self.snapshot
     }
 
     pub fn read_set(&self) -> &ReadSet {
@@ -97,7 +100,10 @@ impl Transaction {
             &table.by_id().prefix,
             &KeyRange::from_bounds(std::ops::Bound::Included(key.clone()), std::ops::Bound::Included(key.clone())),
         );
-        let document = table.get(id).cloned();
+        let document = match self.writes.get(&id) {
+            Some(pending) => pending.new.as_ref().map(|(document, _)| Arc::clone(document)),
+            None => table.get(id).cloned(),
+        };
         self.read_set.record(interval)?;
         if let Some(document) = &document {
             self.count_read(document)?;
@@ -116,6 +122,7 @@ impl Transaction {
         order: Order,
     ) -> Result<Scan<'_>, TransactionError> {
         self.check_deferred()?;
+        self.apply_pending_writes();
         let Some(number) = self.resolve_table(table)? else {
             return Ok(Scan::empty(self));
         };
@@ -286,11 +293,16 @@ impl Transaction {
     /// Looks a table up by name, recording the lookup so that creating or changing the table (its
     /// schema validator) later conflicts with this transaction.
     fn resolve_table(&mut self, name: &str) -> Result<Option<livebase_value::TableNumber>, TransactionError> {
+        if let Some((_, number)) = self.resolved_tables.iter().find(|(resolved, _)| **resolved == *name) {
+            return Ok(*number);
+        }
+        let number = self.snapshot.table_number(name);
         let mut key = Vec::new();
         encode_key_value(&mut key, Some(&Value::String(name.to_owned())));
         let prefix = index_prefix(table_number(TABLES_TABLE_NUMBER), "by_name");
         self.read_set.record(global_interval(&prefix, &KeyRange::prefix(key)))?;
-        Ok(self.snapshot.table_number(name))
+        self.resolved_tables.push((name.into(), number));
+        Ok(number)
     }
 
     fn record_table_number_lookup(&mut self, number: u32) -> Result<(), TransactionError> {
@@ -317,6 +329,9 @@ impl Transaction {
             (TableMetadata::NUMBER.to_owned(), Value::Int64(i64::from(number.get()))),
         ]);
         self.insert_system(table_number(TABLES_TABLE_NUMBER), metadata)?;
+        if let Some(resolved) = self.resolved_tables.iter_mut().find(|(resolved, _)| **resolved == *name) {
+            resolved.1 = Some(number);
+        }
         Ok(number)
     }
 
@@ -350,6 +365,7 @@ impl Transaction {
         let json: serde_json::Value = serde_json::from_str(validator_json)
             .map_err(|error| TransactionError::InvalidSchema(format!("validator of `{table}` is not JSON: {error}")))?;
         let validator = livebase_value::Validator::from_json(&json)?;
+        self.apply_pending_writes();
         let number = self.snapshot.table_number(table).expect("table exists");
         let documents: Vec<Arc<Document>> =
             self.snapshot.table(number).expect("table exists").by_id().entries.values().cloned().collect();
@@ -397,13 +413,24 @@ impl Transaction {
     }
 
     fn write(&mut self, id: DocumentId, new: Option<(Arc<Document>, Arc<[u8]>)>) -> Result<(), TransactionError> {
-        // Catalog writes the engine makes on the caller's behalf do not count against its limits.
         if id.table().get() >= FIRST_USER_TABLE_NUMBER {
+            // Catalog writes the engine makes on the caller's behalf do not count against its limits.
             self.count_write(id, new.as_ref().map(|(document, _)| document.size()))?;
+            self.unapplied.push(id);
+        } else {
+            // The catalog must be current at once: later calls resolve tables through it.
+            self.snapshot.apply_write(id, new.as_ref().map(|(document, _)| Arc::clone(document)), None);
         }
-        self.snapshot.apply_write(id, new.as_ref().map(|(document, _)| Arc::clone(document)), None);
         self.writes.insert(id, PendingWrite { new });
         Ok(())
+    }
+
+    fn apply_pending_writes(&mut self) {
+        for id in std::mem::take(&mut self.unapplied) {
+            let new = self.writes[&id].new.as_ref().map(|(document, _)| Arc::clone(document));
+            // Idempotent: a document written twice is put in place twice, with the same final version.
+            self.snapshot.apply_write(id, new, None);
+        }
     }
 
     fn count_write(&mut self, id: DocumentId, new_size: Option<usize>) -> Result<(), TransactionError> {
@@ -465,11 +492,11 @@ pub struct Scan<'tx> {
     source: Option<ScanSource>,
     range: KeyRange,
     order: Order,
-    buffer: VecDeque<(Vec<u8>, Arc<Document>)>,
+    buffer: VecDeque<(Arc<[u8]>, Arc<Document>)>,
     /// The last key moved into `buffer`: the next fetch continues after it.
-    fetched_up_to: Option<Vec<u8>>,
+    fetched_up_to: Option<Arc<[u8]>>,
     source_exhausted: bool,
-    last_returned: Option<Vec<u8>>,
+    last_returned: Option<Arc<[u8]>>,
     state: ScanState,
 }
 
@@ -510,7 +537,7 @@ impl<'tx> Scan<'tx> {
         let (lower, upper) = match self.order {
             Order::Asc => (
                 match &self.fetched_up_to {
-                    Some(key) => Excluded(key.as_slice()),
+                    Some(key) => Excluded(&**key),
                     None => Included(self.range.start.as_slice()),
                 },
                 self.range.end.as_deref().map_or(Unbounded, Excluded),
@@ -518,7 +545,7 @@ impl<'tx> Scan<'tx> {
             Order::Desc => (
                 Included(self.range.start.as_slice()),
                 match &self.fetched_up_to {
-                    Some(key) => Excluded(key.as_slice()),
+                    Some(key) => Excluded(&**key),
                     None => self.range.end.as_deref().map_or(Unbounded, Excluded),
                 },
             ),
@@ -528,7 +555,7 @@ impl<'tx> Scan<'tx> {
             return;
         }
         let range = entries.range::<_, [u8]>((lower, upper));
-        let chunk: Vec<(Vec<u8>, Arc<Document>)> = match self.order {
+        let chunk: Vec<(Arc<[u8]>, Arc<Document>)> = match self.order {
             Order::Asc => range.take(SCAN_CHUNK).map(|(key, document)| (key.clone(), Arc::clone(document))).collect(),
             Order::Desc => {
                 range.rev().take(SCAN_CHUNK).map(|(key, document)| (key.clone(), Arc::clone(document))).collect()
@@ -544,7 +571,7 @@ impl<'tx> Scan<'tx> {
         let consumed = if self.state == ScanState::Exhausted {
             self.range.clone()
         } else {
-            let last = self.last_returned.clone()?;
+            let last = self.last_returned.as_deref()?.to_vec();
             match self.order {
                 Order::Asc => KeyRange { start: self.range.start.clone(), end: Some(successor(last)) },
                 Order::Desc => KeyRange { start: last, end: self.range.end.clone() },
