@@ -7,7 +7,7 @@
 //! publishes the new snapshot and change records and acknowledges the commits. While one group is
 //! on its way to disk, the committer already validates the next.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -16,9 +16,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::document::Document;
 use crate::limits::{
-    CHANGE_STREAM_CAPACITY, MAX_BATCHES_IN_FLIGHT, MAX_COMMITS_PER_BATCH, MAX_RETAINED_SNAPSHOTS, MAX_WRITE_LOG_KEYS,
+    CHANGE_STREAM_CAPACITY, MAX_BATCHES_IN_FLIGHT, MAX_COMMITS_PER_BATCH, MAX_RETAINED_SNAPSHOTS,
+    MAX_SNAPSHOTS_AWAITING_RECLAIM, MAX_WRITE_LOG_KEYS,
 };
-use crate::persistence::{Persistence, StoredWrite};
+use crate::persistence::{Checkpoints, LatestVersions, Log, StoredWrite};
 use crate::read_set::ReadSet;
 use crate::snapshot::Snapshot;
 use crate::transaction::PendingWrite;
@@ -128,17 +129,17 @@ impl Published {
         self.unavailable.read().expect("lock poisoned").clone().unwrap_or_else(|| "the store has shut down".to_owned())
     }
 
-    fn publish(&self, snapshot: Snapshot) {
+    /// Makes `snapshot` the latest and returns the snapshot that fell out of the history, if any.
+    fn publish(&self, snapshot: Snapshot) -> Option<Snapshot> {
         let mut history = self.history.lock().expect("history lock poisoned");
-        if history.len() == MAX_RETAINED_SNAPSHOTS {
-            history.pop_front();
-        }
+        let evicted = if history.len() == MAX_RETAINED_SNAPSHOTS { history.pop_front() } else { None };
         history.push_back(snapshot.clone());
         *self.latest.write().expect("snapshot lock poisoned") = snapshot;
+        evicted
     }
 }
 
-/// When to fold the log into a checkpoint.
+/// When to write a checkpoint.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CheckpointPolicy {
     pub(crate) after_commits: usize,
@@ -166,42 +167,87 @@ pub(crate) struct Committer {
     write_log_keys: usize,
     /// The newest commit dropped from `write_log`: transactions that began before it can't be checked.
     forgotten_up_to: Timestamp,
+    /// Snapshots the durability stage is done with. Dropping one frees the B-tree nodes only it
+    /// held, which costs as much as copying them did; the committer does it between groups, so the
+    /// durability stage, on every commit's critical path, does not.
+    reclaim: std::sync::mpsc::Receiver<Snapshot>,
     published: Arc<Published>,
 }
 
-/// The durability stage: owns the log and the checkpoint bookkeeping.
+/// The durability stage: owns the log and decides when to checkpoint.
 struct Durability {
-    persistence: Box<dyn Persistence>,
-    since_checkpoint: HashMap<DocumentId, Option<Arc<[u8]>>>,
+    log: Box<dyn Log>,
+    since_checkpoint: LatestVersions,
     commits_since_checkpoint: usize,
     bytes_since_checkpoint: usize,
     checkpoint_policy: CheckpointPolicy,
+    /// At most one checkpoint is being written; while it is, versions keep collecting for the next.
+    checkpoint_jobs: std::sync::mpsc::SyncSender<CheckpointJob>,
+    /// The newest timestamp the checkpointer made durable; the log before it can go.
+    checkpointed: Arc<AtomicU64>,
+    truncated_up_to: u64,
+    checkpointer: std::thread::JoinHandle<()>,
+    reclaim: std::sync::mpsc::SyncSender<Snapshot>,
     published: Arc<Published>,
 }
 
-/// Starts the committer and durability threads; they run until every request sender is gone, or
-/// until a write to disk fails: then the store stops accepting commits, since what is durable is no
-/// longer known. Returns the committer thread, which joins the durability thread before it ends.
+/// Everything written since the previous checkpoint, up to `ts`.
+struct CheckpointJob {
+    ts: Timestamp,
+    latest: LatestVersions,
+}
+
+/// The durable parts the pipeline writes to, and what was recovered from them.
+pub(crate) struct Durable {
+    pub(crate) log: Box<dyn Log>,
+    pub(crate) checkpoints: Box<dyn Checkpoints>,
+    /// Versions in the log but not in the checkpoint, and how many commits wrote them.
+    pub(crate) since_checkpoint: LatestVersions,
+    pub(crate) commits_since_checkpoint: usize,
+}
+
+/// Starts the committer, durability and checkpointer threads; they run until every request sender is
+/// gone, or until a write to disk fails: then the store stops accepting commits, since what is durable
+/// is no longer known. Returns the committer thread, which joins the others before it ends.
 pub(crate) fn start(
     state: Snapshot,
-    persistence: Box<dyn Persistence>,
-    since_checkpoint: HashMap<DocumentId, Option<Arc<[u8]>>>,
-    commits_since_checkpoint: usize,
+    durable: Durable,
     checkpoint_policy: CheckpointPolicy,
     published: Arc<Published>,
     requests: mpsc::Receiver<CommitRequest>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let bytes_since_checkpoint = since_checkpoint.values().flatten().map(|bytes| bytes.len()).sum();
+    let (checkpoint_jobs, jobs) = std::sync::mpsc::sync_channel(1);
+    let checkpointed = Arc::new(AtomicU64::new(state.ts().nanos()));
+    let checkpointer = {
+        let (checkpoints, checkpointed, published) =
+            (durable.checkpoints, Arc::clone(&checkpointed), Arc::clone(&published));
+        std::thread::Builder::new()
+            .name("livebase-checkpoint".to_owned())
+            .spawn(move || write_checkpoints(checkpoints, jobs, &checkpointed, &published))?
+    };
+    let bytes_since_checkpoint = durable.since_checkpoint.values().flatten().map(|bytes| bytes.len()).sum();
+    let (reclaim_sender, reclaim) = std::sync::mpsc::sync_channel(MAX_SNAPSHOTS_AWAITING_RECLAIM);
     let durability = Durability {
-        persistence,
-        since_checkpoint,
-        commits_since_checkpoint,
+        log: durable.log,
+        since_checkpoint: durable.since_checkpoint,
+        commits_since_checkpoint: durable.commits_since_checkpoint,
         bytes_since_checkpoint,
         checkpoint_policy,
+        checkpoint_jobs,
+        checkpointed,
+        truncated_up_to: 0,
+        checkpointer,
+        reclaim: reclaim_sender,
         published: Arc::clone(&published),
     };
-    let committer =
-        Committer { forgotten_up_to: state.ts(), state, write_log: VecDeque::new(), write_log_keys: 0, published };
+    let committer = Committer {
+        forgotten_up_to: state.ts(),
+        state,
+        write_log: VecDeque::new(),
+        write_log_keys: 0,
+        reclaim,
+        published,
+    };
     let (batches, accepted) = std::sync::mpsc::sync_channel(MAX_BATCHES_IN_FLIGHT);
     let durability =
         std::thread::Builder::new().name("livebase-durable".to_owned()).spawn(move || durability.run(accepted))?;
@@ -209,6 +255,27 @@ pub(crate) fn start(
         committer.run(requests, batches);
         let _ = durability.join();
     })
+}
+
+fn write_checkpoints(
+    mut checkpoints: Box<dyn Checkpoints>,
+    jobs: std::sync::mpsc::Receiver<CheckpointJob>,
+    checkpointed: &AtomicU64,
+    published: &Published,
+) {
+    for job in jobs {
+        match checkpoints.write(job.ts, &job.latest) {
+            Ok(()) => {
+                checkpointed.store(job.ts.nanos(), Ordering::Release);
+                published.checkpoints.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(reason) => {
+                // Commits stay safe in the log, which is no longer truncated; restart retries.
+                tracing::error!(%reason, "checkpoint failed; the log keeps growing until a restart");
+                return;
+            }
+        }
+    }
 }
 
 impl Committer {
@@ -235,6 +302,8 @@ impl Committer {
                 }
                 return;
             }
+            // Whatever the durability stage finished with, freed here (see `reclaim`).
+            self.reclaim.try_iter().for_each(drop);
         }
     }
 
@@ -323,12 +392,18 @@ impl Durability {
                 return;
             }
         }
+        // Shutting down: checkpoint what is left so the next start replays little, wait for the
+        // checkpointer, and drop the log it covers.
         if self.commits_since_checkpoint > 0 {
-            let ts = self.published.latest().ts();
-            if let Err(reason) = self.persistence.checkpoint(ts, &self.since_checkpoint) {
-                // The log still holds every commit; the next start replays it.
-                tracing::warn!(%reason, "checkpoint at shutdown failed");
-            }
+            let job =
+                CheckpointJob { ts: self.published.latest().ts(), latest: std::mem::take(&mut self.since_checkpoint) };
+            let _ = self.checkpoint_jobs.send(job);
+        }
+        drop(self.checkpoint_jobs);
+        let _ = self.checkpointer.join();
+        let checkpointed = Timestamp::from_nanos(self.checkpointed.load(Ordering::Acquire));
+        if let Err(reason) = self.log.truncate(checkpointed) {
+            tracing::warn!(%reason, "truncating the log at shutdown failed; the next start skips what it holds");
         }
     }
 
@@ -338,17 +413,32 @@ impl Durability {
             .flat_map(|batch| batch.commits.iter().map(|commit| (commit.record.ts, commit.stored.as_slice())))
             .collect();
         let count = commits.len() as u64;
-        if let Err(reason) = self.persistence.append(&commits) {
+        if let Err(reason) = self.log.append(&commits) {
             for commit in batches.into_iter().flat_map(|batch| batch.commits) {
                 let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone())));
             }
             return Err(reason);
         }
         let snapshot = batches.last().expect("at least one batch").snapshot.clone();
-        self.published.publish(snapshot);
+        let ts = snapshot.ts();
+        let evicted = self.published.publish(snapshot);
         self.published.batches.fetch_add(1, Ordering::Relaxed);
         self.published.commits.fetch_add(count, Ordering::Relaxed);
-        for commit in batches.into_iter().flat_map(|batch| batch.commits) {
+        let mut finished = Vec::with_capacity(batches.len() + 1);
+        finished.extend(evicted);
+        for batch in batches {
+            finished.push(batch.snapshot);
+            self.acknowledge(batch.commits);
+        }
+        for snapshot in finished {
+            // A full queue means the committer is busy: then the snapshot is dropped here.
+            let _ = self.reclaim.try_send(snapshot);
+        }
+        self.maybe_checkpoint(ts)
+    }
+
+    fn acknowledge(&mut self, commits: Vec<AcceptedCommit>) {
+        for commit in commits {
             self.commits_since_checkpoint += 1;
             for (id, encoded) in commit.stored {
                 let size = encoded.as_ref().map_or(0, |bytes| bytes.len());
@@ -361,14 +451,30 @@ impl Durability {
             let _ = self.published.changes.send(commit.record);
             let _ = commit.reply.send(Ok(ts));
         }
-        if self.commits_since_checkpoint >= self.checkpoint_policy.after_commits
-            || self.bytes_since_checkpoint >= self.checkpoint_policy.after_bytes
+    }
+
+    fn maybe_checkpoint(&mut self, ts: Timestamp) -> Result<(), String> {
+        let checkpointed = self.checkpointed.load(Ordering::Acquire);
+        if checkpointed > self.truncated_up_to {
+            self.log.truncate(Timestamp::from_nanos(checkpointed))?;
+            self.truncated_up_to = checkpointed;
+        }
+        if self.commits_since_checkpoint < self.checkpoint_policy.after_commits
+            && self.bytes_since_checkpoint < self.checkpoint_policy.after_bytes
         {
-            self.persistence.checkpoint(self.published.latest().ts(), &self.since_checkpoint)?;
-            self.published.checkpoints.fetch_add(1, Ordering::Relaxed);
-            self.since_checkpoint.clear();
-            self.commits_since_checkpoint = 0;
-            self.bytes_since_checkpoint = 0;
+            return Ok(());
+        }
+        let job = CheckpointJob { ts, latest: std::mem::take(&mut self.since_checkpoint) };
+        match self.checkpoint_jobs.try_send(job) {
+            Ok(()) => {
+                self.commits_since_checkpoint = 0;
+                self.bytes_since_checkpoint = 0;
+            }
+            // The previous checkpoint is still being written (or the checkpointer gave up): keep
+            // collecting, and try again after the next group.
+            Err(std::sync::mpsc::TrySendError::Full(job) | std::sync::mpsc::TrySendError::Disconnected(job)) => {
+                self.since_checkpoint = job.latest;
+            }
         }
         Ok(())
     }

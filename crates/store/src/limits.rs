@@ -25,6 +25,8 @@ pub const MAX_BATCHES_IN_FLIGHT: usize = 4;
 pub const MAX_WRITE_LOG_KEYS: usize = 1_000_000;
 /// Recent snapshots kept so reads can happen at a timestamp other than the latest.
 pub const MAX_RETAINED_SNAPSHOTS: usize = 256;
+/// Old snapshots waiting for the committer to free them (see `Committer::reclaim`).
+pub const MAX_SNAPSHOTS_AWAITING_RECLAIM: usize = 64;
 /// Commit records buffered for each change-stream subscriber; a slower subscriber sees `Lagged`.
 pub const CHANGE_STREAM_CAPACITY: usize = 4_096;
 

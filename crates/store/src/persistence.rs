@@ -1,16 +1,19 @@
-//! Durable state: the commit log and checkpoints. The in-memory state is a function of this.
+//! Durable state: the commit log and checkpoints. The in-memory state is a function of the two.
 //!
-//! The embedded default keeps both in one SQLite database in WAL mode with `synchronous=FULL`, so a
-//! SQLite commit returns only after its WAL frames are fsynced:
-//! - `log(ts, entry)`: one row per group commit, holding every write of every commit in the group,
-//!   keyed by the group's last timestamp. A row is atomic, so a commit is there whole or not at all,
-//!   and a group costs one row and one fsync however many commits it holds.
-//! - `documents(table_number, internal_id, document)`: the checkpoint, every live document as of
-//!   `meta.checkpoint_ts`. A checkpoint folds the log into it and deletes the folded rows in one
-//!   SQLite transaction, so restart replays only the log written since.
+//! The embedded default keeps them in two SQLite databases in WAL mode with `synchronous=FULL` (a
+//! SQLite commit returns only after its WAL frames are fsynced). Two files, so that writing a
+//! checkpoint never holds the lock that appending to the log needs:
+//! - `log.sqlite3`, table `log(ts, entry)`: one row per group commit, holding every write of every
+//!   commit in the group, keyed by the group's last timestamp. A row is atomic, so a commit is there
+//!   whole or not at all, and a group costs one row and one fsync however many commits it holds.
+//! - `checkpoint.sqlite3`, table `documents(table_number, internal_id, document)`: every live
+//!   document as of `meta.checkpoint_ts`, written in the background. Only after a checkpoint is
+//!   durable are the log rows it covers deleted, so a crash at any point leaves a checkpoint plus the
+//!   log after it; restart loads the one and replays the other.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use livebase_value::{DocumentId, TableNumber};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -20,10 +23,14 @@ use crate::error::OpenError;
 
 /// Bump when the on-disk layout changes; opening a newer or older layout fails clearly.
 const FORMAT_VERSION: i64 = 1;
-pub(crate) const DATABASE_FILE: &str = "livebase.sqlite3";
+pub(crate) const LOG_FILE: &str = "log.sqlite3";
+pub(crate) const CHECKPOINT_FILE: &str = "checkpoint.sqlite3";
 
 /// One document write as stored: the document's storage encoding, or `None` for a deletion.
-pub(crate) type StoredWrite = (DocumentId, Option<std::sync::Arc<[u8]>>);
+pub(crate) type StoredWrite = (DocumentId, Option<Arc<[u8]>>);
+
+/// The newest version of each document written since some checkpoint.
+pub(crate) type LatestVersions = HashMap<DocumentId, Option<Arc<[u8]>>>;
 
 /// The durable state found on open.
 pub(crate) struct Recovered {
@@ -32,116 +39,150 @@ pub(crate) struct Recovered {
     pub(crate) checkpoint_ts: Timestamp,
     /// Commits after the checkpoint, in timestamp order.
     pub(crate) log: Vec<(Timestamp, Vec<StoredWrite>)>,
+    /// A random secret made when the data directory was created (for authenticating cursors).
+    pub(crate) secret: [u8; 32],
 }
 
 /// Where commits go to become durable. SQLite is the embedded default; other databases implement the
 /// same contract: `append` returns only once the commits survive a crash, and it is all or nothing.
-pub(crate) trait Persistence: Send + 'static {
+pub(crate) trait Log: Send + 'static {
     fn append(&mut self, commits: &[(Timestamp, &[StoredWrite])]) -> Result<(), String>;
-    /// Folds every appended commit up to `ts` into the checkpoint. `latest` holds the newest version
-    /// of each document written since the previous checkpoint.
-    fn checkpoint(
-        &mut self,
-        ts: Timestamp,
-        latest: &HashMap<DocumentId, Option<std::sync::Arc<[u8]>>>,
-    ) -> Result<(), String>;
+    /// Forgets every group whose last commit is at or before `ts` (they are in a checkpoint).
+    fn truncate(&mut self, ts: Timestamp) -> Result<(), String>;
 }
 
-pub(crate) struct SqlitePersistence {
+/// Where checkpoints go.
+pub(crate) trait Checkpoints: Send + 'static {
+    /// Folds `latest` into the checkpoint and records that it now holds everything up to `ts`, as one
+    /// durable, atomic step.
+    fn write(&mut self, ts: Timestamp, latest: &LatestVersions) -> Result<(), String>;
+}
+
+pub(crate) struct SqliteLog {
     connection: Connection,
 }
 
-impl SqlitePersistence {
-    pub(crate) fn open(directory: &Path) -> Result<(SqlitePersistence, Recovered), OpenError> {
-        let connection = Connection::open(directory.join(DATABASE_FILE))?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "FULL")?;
-        // The directory lock already keeps other processes out, so SQLite need not coordinate
-        // through shared memory on every transaction.
-        connection.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-        // Checkpoints rewrite documents all over the table: keep its pages cached (64 MiB).
-        connection.pragma_update(None, "cache_size", -65_536)?;
-        connection.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS log (ts INTEGER PRIMARY KEY, entry BLOB NOT NULL);
-             CREATE TABLE IF NOT EXISTS documents (
-                 table_number INTEGER NOT NULL, internal_id BLOB NOT NULL, document BLOB NOT NULL,
-                 PRIMARY KEY (table_number, internal_id)) WITHOUT ROWID;",
-        )?;
-        let format: Option<i64> = connection
-            .query_row("SELECT value FROM meta WHERE key = 'format_version'", [], |row| row.get(0))
-            .optional()?;
-        match format {
-            None => {
-                connection.execute(
-                    "INSERT INTO meta (key, value) VALUES ('format_version', ?1), ('checkpoint_ts', 0)",
-                    [FORMAT_VERSION],
-                )?;
-            }
-            Some(FORMAT_VERSION) => {}
-            Some(other) => {
-                return Err(OpenError::Corrupt(format!(
-                    "data format version {other}, this build reads version {FORMAT_VERSION}"
-                )));
-            }
+pub(crate) struct SqliteCheckpoints {
+    connection: Connection,
+}
+
+/// Opens (creating if needed) the two databases in `directory` and reads back their contents.
+pub(crate) fn open_sqlite(directory: &Path) -> Result<(SqliteLog, SqliteCheckpoints, Recovered), OpenError> {
+    let log = connect(
+        &directory.join(LOG_FILE),
+        "CREATE TABLE IF NOT EXISTS log (ts INTEGER PRIMARY KEY, entry BLOB NOT NULL);",
+    )?;
+    let checkpoints = connect(
+        &directory.join(CHECKPOINT_FILE),
+        "CREATE TABLE IF NOT EXISTS documents (
+             table_number INTEGER NOT NULL, internal_id BLOB NOT NULL, document BLOB NOT NULL,
+             PRIMARY KEY (table_number, internal_id)) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);",
+    )?;
+    checkpoints.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('checkpoint_ts', 0)", [])?;
+    let secret: Option<Vec<u8>> =
+        checkpoints.query_row("SELECT value FROM secrets WHERE name = 'instance'", [], |row| row.get(0)).optional()?;
+    let secret: [u8; 32] = match secret {
+        Some(secret) => {
+            secret.try_into().map_err(|_| OpenError::Corrupt("the instance secret is not 32 bytes".into()))?
         }
-        let persistence = SqlitePersistence { connection };
-        let recovered = persistence.recover()?;
-        Ok((persistence, recovered))
+        None => {
+            let secret: [u8; 32] = rand::random();
+            checkpoints.execute("INSERT INTO secrets (name, value) VALUES ('instance', ?1)", [&secret[..]])?;
+            secret
+        }
+    };
+    let (checkpoint_ts, checkpoint) = read_checkpoint(&checkpoints)?;
+    let log_entries = read_log(&log, checkpoint_ts)?;
+    let recovered = Recovered { checkpoint, checkpoint_ts, log: log_entries, secret };
+    Ok((SqliteLog { connection: log }, SqliteCheckpoints { connection: checkpoints }, recovered))
+}
+
+fn connect(path: &Path, schema: &str) -> Result<Connection, OpenError> {
+    let connection = Connection::open(path)?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    // The directory lock already keeps other processes out, so SQLite need not coordinate through
+    // shared memory on every transaction.
+    connection.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+    // Checkpoints rewrite documents all over their table: keep its pages cached (64 MiB).
+    connection.pragma_update(None, "cache_size", -65_536)?;
+    connection.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);")?;
+    connection.execute_batch(schema)?;
+    let format: Option<i64> =
+        connection.query_row("SELECT value FROM meta WHERE key = 'format_version'", [], |row| row.get(0)).optional()?;
+    match format {
+        None => {
+            connection.execute("INSERT INTO meta (key, value) VALUES ('format_version', ?1)", [FORMAT_VERSION])?;
+        }
+        Some(FORMAT_VERSION) => {}
+        Some(other) => {
+            return Err(OpenError::Corrupt(format!(
+                "{}: data format version {other}, this build reads version {FORMAT_VERSION}",
+                path.display()
+            )));
+        }
+    }
+    Ok(connection)
+}
+
+fn read_checkpoint(connection: &Connection) -> Result<(Timestamp, Vec<(DocumentId, Vec<u8>)>), OpenError> {
+    let checkpoint_ts: i64 =
+        connection.query_row("SELECT value FROM meta WHERE key = 'checkpoint_ts'", [], |row| row.get(0))?;
+    let checkpoint_ts = timestamp_from_sql(checkpoint_ts)?;
+    let mut documents = Vec::new();
+    let mut statement = connection
+        .prepare("SELECT table_number, internal_id, document FROM documents ORDER BY table_number, internal_id")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let table: i64 = row.get(0)?;
+        let internal: Vec<u8> = row.get(1)?;
+        let id = document_id(table, &internal).map_err(OpenError::Corrupt)?;
+        documents.push((id, row.get(2)?));
+    }
+    Ok((checkpoint_ts, documents))
+}
+
+fn read_log(connection: &Connection, after: Timestamp) -> Result<Vec<(Timestamp, Vec<StoredWrite>)>, OpenError> {
+    let mut log: Vec<(Timestamp, Vec<StoredWrite>)> = Vec::new();
+    let mut statement = connection.prepare("SELECT ts, entry FROM log WHERE ts > ?1 ORDER BY ts")?;
+    let mut rows = statement.query([timestamp_to_sql(after)])?;
+    while let Some(row) = rows.next()? {
+        let group_ts = timestamp_from_sql(row.get(0)?)?;
+        let entry: Vec<u8> = row.get(1)?;
+        let commits =
+            decode_group(&entry).map_err(|error| OpenError::Corrupt(format!("log entry at {group_ts}: {error}")))?;
+        let in_order = commits.windows(2).all(|pair| pair[0].0 < pair[1].0);
+        let last = commits.last().map(|(ts, _)| *ts);
+        let after_previous = log.last().is_none_or(|(ts, _)| commits[0].0 > *ts) && commits[0].0 > after;
+        if !in_order || last != Some(group_ts) || !after_previous {
+            return Err(OpenError::Corrupt(format!("log entry at {group_ts} holds timestamps out of order")));
+        }
+        log.extend(commits);
+    }
+    Ok(log)
+}
+
+impl Log for SqliteLog {
+    fn append(&mut self, commits: &[(Timestamp, &[StoredWrite])]) -> Result<(), String> {
+        let (last_ts, _) = commits.last().expect("groups are not empty");
+        self.connection
+            .prepare_cached("INSERT INTO log (ts, entry) VALUES (?1, ?2)")
+            .and_then(|mut insert| insert.execute(params![timestamp_to_sql(*last_ts), encode_group(commits)]))
+            .map(drop)
+            .map_err(|error| format!("appending {} commits to the log failed: {error}", commits.len()))
     }
 
-    fn recover(&self) -> Result<Recovered, OpenError> {
-        let checkpoint_ts: i64 =
-            self.connection.query_row("SELECT value FROM meta WHERE key = 'checkpoint_ts'", [], |row| row.get(0))?;
-        let checkpoint_ts = timestamp_from_sql(checkpoint_ts)?;
-        let mut checkpoint = Vec::new();
-        let mut statement = self
-            .connection
-            .prepare("SELECT table_number, internal_id, document FROM documents ORDER BY table_number, internal_id")?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            let table: i64 = row.get(0)?;
-            let internal: Vec<u8> = row.get(1)?;
-            let id = document_id(table, &internal).map_err(OpenError::Corrupt)?;
-            checkpoint.push((id, row.get(2)?));
-        }
-        let mut log = Vec::new();
-        let mut statement = self.connection.prepare("SELECT ts, entry FROM log WHERE ts > ?1 ORDER BY ts")?;
-        let mut rows = statement.query([timestamp_to_sql(checkpoint_ts)])?;
-        while let Some(row) = rows.next()? {
-            let group_ts = timestamp_from_sql(row.get(0)?)?;
-            let entry: Vec<u8> = row.get(1)?;
-            let commits = decode_group(&entry)
-                .map_err(|error| OpenError::Corrupt(format!("log entry at {group_ts}: {error}")))?;
-            let in_order = commits.windows(2).all(|pair| pair[0].0 < pair[1].0);
-            let last = commits.last().map(|(ts, _)| *ts);
-            if !in_order || last != Some(group_ts) || log.last().is_some_and(|(ts, _)| commits[0].0 <= *ts) {
-                return Err(OpenError::Corrupt(format!("log entry at {group_ts} holds timestamps out of order")));
-            }
-            log.extend(commits);
-        }
-        Ok(Recovered { checkpoint, checkpoint_ts, log })
+    fn truncate(&mut self, ts: Timestamp) -> Result<(), String> {
+        self.connection
+            .execute("DELETE FROM log WHERE ts <= ?1", [timestamp_to_sql(ts)])
+            .map(drop)
+            .map_err(|error| format!("truncating the log up to {ts} failed: {error}"))
     }
 }
 
-impl Persistence for SqlitePersistence {
-    fn append(&mut self, commits: &[(Timestamp, &[StoredWrite])]) -> Result<(), String> {
-        let result = (|| -> rusqlite::Result<()> {
-            let (last_ts, _) = commits.last().expect("groups are not empty");
-            let transaction = self.connection.transaction()?;
-            transaction
-                .prepare_cached("INSERT INTO log (ts, entry) VALUES (?1, ?2)")?
-                .execute(params![timestamp_to_sql(*last_ts), encode_group(commits)])?;
-            transaction.commit()
-        })();
-        result.map_err(|error| format!("appending {} commits to the log failed: {error}", commits.len()))
-    }
-
-    fn checkpoint(
-        &mut self,
-        ts: Timestamp,
-        latest: &HashMap<DocumentId, Option<std::sync::Arc<[u8]>>>,
-    ) -> Result<(), String> {
+impl Checkpoints for SqliteCheckpoints {
+    fn write(&mut self, ts: Timestamp, latest: &LatestVersions) -> Result<(), String> {
         let result = (|| -> rusqlite::Result<()> {
             let transaction = self.connection.transaction()?;
             {
@@ -159,7 +200,6 @@ impl Persistence for SqlitePersistence {
                     };
                 }
             }
-            transaction.execute("DELETE FROM log WHERE ts <= ?1", [timestamp_to_sql(ts)])?;
             transaction.execute("UPDATE meta SET value = ?1 WHERE key = 'checkpoint_ts'", [timestamp_to_sql(ts)])?;
             transaction.commit()
         })();

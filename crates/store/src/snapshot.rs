@@ -137,6 +137,17 @@ impl Snapshot {
         Some(table.indexes.iter().map(|index| index.name.to_string()).collect())
     }
 
+    /// The declared fields of an index, without the implicit `_creationTime, _id` (empty for
+    /// `by_creation_time`; `by_id` has the single field `_id` and no suffix), or `None` if the table
+    /// or index does not exist.
+    pub fn index_fields(&self, table: &str, index: &str) -> Option<Vec<FieldPath>> {
+        let table = self.tables.get(&self.table_number(table)?)?;
+        match &table.index(index)?.kind {
+            IndexKind::Id => Some(vec![FieldPath::parse(crate::document::ID_FIELD).expect("`_id` is a valid path")]),
+            IndexKind::Fields(fields) => Some(fields.clone()),
+        }
+    }
+
     /// Number of documents in a table (0 for a table that does not exist).
     pub fn document_count(&self, table: &str) -> usize {
         self.table_number(table).and_then(|number| self.tables.get(&number)).map_or(0, TableState::len)

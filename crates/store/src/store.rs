@@ -11,7 +11,7 @@ use crate::committer::{self, CheckpointPolicy, CommitRecord, CommitRequest, Publ
 use crate::document::Document;
 use crate::error::OpenError;
 use crate::limits::{COMMIT_QUEUE_CAPACITY, MAX_TRANSACTION_ATTEMPTS};
-use crate::persistence::SqlitePersistence;
+use crate::persistence;
 use crate::schema::Schema;
 use crate::snapshot::Snapshot;
 use crate::{CommitError, Timestamp, Transaction, TransactionError};
@@ -43,6 +43,7 @@ struct StoreInner {
     requests: Option<mpsc::Sender<CommitRequest>>,
     published: Arc<Published>,
     committer: Mutex<Option<JoinHandle<()>>>,
+    secret: [u8; 32],
     /// Held (locked) for the store's life so no second process opens the directory.
     _lock: File,
 }
@@ -64,7 +65,7 @@ impl Store {
         let io_error = |source| OpenError::Io { path: directory.display().to_string(), source };
         std::fs::create_dir_all(directory).map_err(io_error)?;
         let lock = lock_directory(directory)?;
-        let (persistence, recovered) = SqlitePersistence::open(directory)?;
+        let (log, checkpoints, recovered) = persistence::open_sqlite(directory)?;
 
         let mut snapshot = Snapshot::empty();
         for (id, bytes) in &recovered.checkpoint {
@@ -94,21 +95,20 @@ impl Store {
             after_bytes: config.checkpoint_after_bytes.max(1),
         };
         let (requests, receiver) = mpsc::channel(COMMIT_QUEUE_CAPACITY);
-        let committer = committer::start(
-            snapshot,
-            Box::new(persistence),
+        let durable = committer::Durable {
+            log: Box::new(log),
+            checkpoints: Box::new(checkpoints),
             since_checkpoint,
-            recovered.log.len(),
-            policy,
-            Arc::clone(&published),
-            receiver,
-        )
-        .map_err(io_error)?;
+            commits_since_checkpoint: recovered.log.len(),
+        };
+        let committer =
+            committer::start(snapshot, durable, policy, Arc::clone(&published), receiver).map_err(io_error)?;
         Ok(Store {
             inner: Arc::new(StoreInner {
                 requests: Some(requests),
                 published,
                 committer: Mutex::new(Some(committer)),
+                secret: recovered.secret,
                 _lock: lock,
             }),
         })
@@ -135,6 +135,12 @@ impl Store {
     /// Every commit from now on, in commit order, with old and new documents.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<CommitRecord>> {
         self.inner.published.subscribe()
+    }
+
+    /// A random secret made when the data directory was created and kept with it, for authenticating
+    /// what the server hands out and later gets back (pagination cursors).
+    pub fn secret(&self) -> &[u8; 32] {
+        &self.inner.secret
     }
 
     pub fn stats(&self) -> StoreStats {
