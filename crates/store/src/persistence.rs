@@ -32,10 +32,13 @@ pub(crate) type StoredWrite = (DocumentId, Option<Arc<[u8]>>);
 /// The newest version of each document written since some checkpoint.
 pub(crate) type LatestVersions = HashMap<DocumentId, Option<Arc<[u8]>>>;
 
+/// Documents with their storage encodings, as a checkpoint holds them.
+pub(crate) type StoredDocuments = Vec<(DocumentId, Vec<u8>)>;
+
 /// The durable state found on open.
 pub(crate) struct Recovered {
     /// Every document of the checkpoint, system tables first (table number order).
-    pub(crate) checkpoint: Vec<(DocumentId, Vec<u8>)>,
+    pub(crate) checkpoint: StoredDocuments,
     pub(crate) checkpoint_ts: Timestamp,
     /// Commits after the checkpoint, in timestamp order.
     pub(crate) log: Vec<(Timestamp, Vec<StoredWrite>)>,
@@ -126,7 +129,7 @@ fn connect(path: &Path, schema: &str) -> Result<Connection, OpenError> {
     Ok(connection)
 }
 
-fn read_checkpoint(connection: &Connection) -> Result<(Timestamp, Vec<(DocumentId, Vec<u8>)>), OpenError> {
+fn read_checkpoint(connection: &Connection) -> Result<(Timestamp, StoredDocuments), OpenError> {
     let checkpoint_ts: i64 =
         connection.query_row("SELECT value FROM meta WHERE key = 'checkpoint_ts'", [], |row| row.get(0))?;
     let checkpoint_ts = timestamp_from_sql(checkpoint_ts)?;
