@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::document::Document;
 use crate::limits::{
     CHANGE_STREAM_CAPACITY, MAX_BATCHES_IN_FLIGHT, MAX_COMMITS_PER_BATCH, MAX_RETAINED_SNAPSHOTS,
-    MAX_SNAPSHOTS_AWAITING_RECLAIM, MAX_WRITE_LOG_KEYS,
+    MAX_SNAPSHOTS_AWAITING_RECLAIM, MAX_TRANSACTION_DURATION, MAX_WRITE_LOG_KEYS,
 };
 use crate::persistence::{Checkpoints, LatestVersions, Log, StoredWrite};
 use crate::read_set::ReadSet;
@@ -366,9 +366,12 @@ impl Committer {
     }
 
     fn remember_writes(&mut self, record: Arc<CommitRecord>) {
+        let too_old = record.ts.nanos().saturating_sub(MAX_TRANSACTION_DURATION.as_nanos() as u64);
         self.write_log_keys += record.keys.len();
         self.write_log.push_back(record);
-        while self.write_log_keys > MAX_WRITE_LOG_KEYS {
+        while self.write_log_keys > MAX_WRITE_LOG_KEYS
+            || self.write_log.front().is_some_and(|oldest| oldest.ts.nanos() < too_old)
+        {
             let forgotten = self.write_log.pop_front().expect("a non-empty log holds the counted keys");
             self.write_log_keys -= forgotten.keys.len();
             self.forgotten_up_to = forgotten.ts;
@@ -470,10 +473,12 @@ impl Durability {
                 self.commits_since_checkpoint = 0;
                 self.bytes_since_checkpoint = 0;
             }
-            // The previous checkpoint is still being written (or the checkpointer gave up): keep
-            // collecting, and try again after the next group.
-            Err(std::sync::mpsc::TrySendError::Full(job) | std::sync::mpsc::TrySendError::Disconnected(job)) => {
-                self.since_checkpoint = job.latest;
+            // The previous checkpoint is still being written: keep collecting, try after the next group.
+            Err(std::sync::mpsc::TrySendError::Full(job)) => self.since_checkpoint = job.latest,
+            // Without checkpoints the log and this map grow without bound: stop taking commits (the
+            // ones made are safe in the log) rather than run out of memory or disk later.
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err("checkpoints failed, so the store stopped accepting commits; see the log".to_owned());
             }
         }
         Ok(())

@@ -20,9 +20,13 @@ pub const MAX_COMMITS_PER_BATCH: usize = 1_024;
 /// Groups of accepted commits waiting for the disk. The committer validates the next group while
 /// one is being written; past this many it waits.
 pub const MAX_BATCHES_IN_FLIGHT: usize = 4;
-/// Index keys kept in the committer's log of recent writes, used to check read sets. A transaction
-/// that began before the oldest retained write fails with `TransactionTooOld` and is retried.
-pub const MAX_WRITE_LOG_KEYS: usize = 1_000_000;
+/// Index keys kept in the committer's log of recent writes, used to check read sets (the log also
+/// keeps the commits' documents alive). A transaction that began before the oldest retained write
+/// fails with `CommitError::TooOld` and is retried.
+pub const MAX_WRITE_LOG_KEYS: usize = 200_000;
+/// How long a read-write transaction may run: writes older than this leave the committer's log, so a
+/// transaction that began earlier fails with `CommitError::TooOld`.
+pub const MAX_TRANSACTION_DURATION: std::time::Duration = std::time::Duration::from_secs(30);
 /// Recent snapshots kept so reads can happen at a timestamp other than the latest.
 pub const MAX_RETAINED_SNAPSHOTS: usize = 256;
 /// Old snapshots waiting for the committer to free them (see `Committer::reclaim`).

@@ -353,3 +353,53 @@ fn the_instance_secret_is_random_and_kept_with_the_data() {
     assert_eq!(*open(first.path()).secret(), secret, "reopening keeps the secret");
     assert_ne!(*open(second.path()).secret(), secret, "another directory has another secret");
 }
+
+#[test]
+fn a_transaction_older_than_the_write_log_fails_as_too_old_and_is_retryable() {
+    use livebase_store::limits::MAX_WRITE_LOG_KEYS;
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    let (id, _) = store.transact_blocking(|tx| tx.insert("counters", object(&[("n", Value::Int64(0))]))).unwrap();
+    let mut old = store.begin();
+    old.get(id).unwrap();
+    old.patch(id, BTreeMap::from([("n".to_owned(), Some(Value::Int64(1)))])).unwrap();
+
+    // Each insert writes two keys (`by_id`, `by_creation_time`): push the log past its bound.
+    let per_commit = 10_000;
+    for _ in 0..=(MAX_WRITE_LOG_KEYS / (2 * per_commit)) {
+        store
+            .transact_blocking(|tx| (0..per_commit).try_for_each(|_| tx.insert("filler", object(&[])).map(drop)))
+            .unwrap();
+    }
+    let error = store.commit_blocking(old).unwrap_err();
+    assert!(matches!(error, CommitError::TooOld { .. }), "{error}");
+    assert!(error.is_retryable());
+}
+
+#[test]
+fn bytes_read_and_written_per_transaction_are_limited() {
+    use livebase_store::limits::{MAX_TRANSACTION_BYTES_READ, MAX_TRANSACTION_BYTES_WRITTEN};
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    // Documents of about 1 MiB: 16 of them fill a transaction's write budget.
+    let big = || object(&[("blob", Value::Bytes(vec![7; (1 << 20) - 200]))]);
+    let mut tx = store.begin();
+    let mut written = 0;
+    let error = loop {
+        match tx.insert("big", big()) {
+            Ok(_) => written += 1,
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(error, TransactionError::WriteLimit { what: "bytes", limit: MAX_TRANSACTION_BYTES_WRITTEN });
+    assert_eq!(written, MAX_TRANSACTION_BYTES_WRITTEN / (1 << 20), "the limit is reached, not undercut");
+    store.commit_blocking(tx).unwrap();
+    store.transact_blocking(|tx| (0..2).try_for_each(|_| tx.insert("big", big()).map(drop))).unwrap();
+
+    let mut tx = store.begin();
+    let results: Vec<_> = tx.scan("big", "by_creation_time", KeyRange::all(), Order::Asc).unwrap().collect();
+    let ok = results.iter().filter(|result| result.is_ok()).count();
+    assert_eq!(ok, MAX_TRANSACTION_BYTES_READ / (1 << 20), "reads stop at the byte limit");
+    let limit = TransactionError::ReadLimit { what: "bytes", limit: MAX_TRANSACTION_BYTES_READ };
+    assert_eq!(results.last().unwrap().as_ref().unwrap_err(), &limit);
+}
