@@ -6,6 +6,7 @@
 //! checkpoints in SQLite; and the change stream every commit is published on. Knows nothing of
 //! queries, functions or the network.
 
+mod btree;
 mod committer;
 mod document;
 mod error;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use livebase_value::{DocumentId, FieldPath, IdTableResolver, TableNumber, Validator, Value};
 
 use crate::Timestamp;
+use crate::btree::CountedTree;
 use crate::document::Document;
 use crate::index::{BY_CREATION_TIME, BY_ID, IndexKind, id_key, index_prefix};
 
@@ -29,7 +30,7 @@ pub(crate) struct IndexState {
     /// Global-key prefix of this index (see `index.rs`).
     pub(crate) prefix: Arc<[u8]>,
     /// Keys are shared slices: copying a B-tree node on write then copies pointers, not bytes.
-    pub(crate) entries: imbl::OrdMap<Arc<[u8]>, Arc<Document>>,
+    pub(crate) entries: CountedTree<Arc<Document>>,
 }
 
 #[derive(Clone)]
@@ -46,7 +47,7 @@ impl TableState {
             name: name.into(),
             kind,
             prefix: index_prefix(number, name).into(),
-            entries: imbl::OrdMap::new(),
+            entries: CountedTree::default(),
         };
         TableState {
             name: name.into(),
@@ -163,7 +164,7 @@ impl Snapshot {
         let Some(table) = self.table_number(table).and_then(|number| self.tables.get(&number)) else {
             return Vec::new();
         };
-        table.indexes[1].entries.values().cloned().collect()
+        table.indexes[1].entries.values()
     }
 
     pub(crate) fn table(&self, number: TableNumber) -> Option<&TableState> {
@@ -267,7 +268,8 @@ impl Snapshot {
             .by_id()
             .entries
             .values()
-            .map(|document| (Arc::<[u8]>::from(kind.key(document)), Arc::clone(document)))
+            .into_iter()
+            .map(|document| (Arc::<[u8]>::from(kind.key(&document)), document))
             .collect();
         table.indexes.push(IndexState { name: name.into(), kind, prefix: index_prefix(number, name).into(), entries });
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use livebase_value::{DocumentId, Object, Value, encode_key_value, validate_document, validate_identifier};
 
+use crate::btree::CountedTree;
 use crate::document::{CREATION_TIME_FIELD, Document, ID_FIELD};
 use crate::index::{KeyInterval, KeyRange, Order, global_interval, id_key, index_prefix, successor};
 use crate::limits::{
@@ -121,19 +122,9 @@ impl Transaction {
         range: KeyRange,
         order: Order,
     ) -> Result<Scan<'_>, TransactionError> {
-        self.check_deferred()?;
-        self.apply_pending_writes();
-        let Some(number) = self.resolve_table(table)? else {
-            return Ok(Scan::empty(self));
-        };
-        let table_state = self.snapshot.table(number).expect("resolved tables exist");
-        let Some(index_state) = table_state.index(index) else {
-            return Err(TransactionError::IndexNotFound { table: table.to_owned(), index: index.to_owned() });
-        };
-        let prefix = Arc::clone(&index_state.prefix);
-        let index_position = table_state.indexes.iter().position(|candidate| candidate.name == index_state.name);
+        let source = self.locate_index(table, index)?;
         Ok(Scan {
-            source: index_position.map(|position| ScanSource { table: number, index_position: position, prefix }),
+            source,
             range,
             order,
             buffer: VecDeque::new(),
@@ -143,6 +134,48 @@ impl Transaction {
             state: ScanState::Running,
             tx: self,
         })
+    }
+
+    /// Counts the documents in `range` of an index without reading them, in O(log n). The whole range
+    /// is recorded as read: a write anywhere in it changes the count.
+    pub fn count(&mut self, table: &str, index: &str, range: KeyRange) -> Result<usize, TransactionError> {
+        let Some(source) = self.locate_index(table, index)? else { return Ok(0) };
+        let count = self.entries(&source).count(range_start(&range), range_end(&range));
+        self.read_set.record(global_interval(&source.prefix, &range))?;
+        Ok(count)
+    }
+
+    /// The index key of the document `offset` places from the start of `range` in `order` (0 is the
+    /// first), without reading the documents before it, in O(log n); `None` when the range holds no
+    /// more than `offset` documents. Records as read the range from its start up to that key, since
+    /// a write there moves which document is at `offset` (the whole range when there is none).
+    pub fn key_at_offset(
+        &mut self,
+        table: &str,
+        index: &str,
+        range: KeyRange,
+        order: Order,
+        offset: usize,
+    ) -> Result<Option<Vec<u8>>, TransactionError> {
+        let Some(source) = self.locate_index(table, index)? else { return Ok(None) };
+        let entries = self.entries(&source);
+        let (start, end) = (range_start(&range), range_end(&range));
+        let before = entries.count(std::ops::Bound::Unbounded, std::ops::Bound::Excluded(&range.start));
+        let inside = entries.count(start, end);
+        let key = (offset < inside).then(|| {
+            let position = match order {
+                Order::Asc => before + offset,
+                Order::Desc => before + inside - 1 - offset,
+            };
+            entries.select(position).expect("positions inside the range exist").0.to_vec()
+        });
+        let read = match (&key, order) {
+            (None, _) => range,
+            (Some(key), Order::Asc) => KeyRange { start: range.start, end: Some(successor(key.clone())) },
+            (Some(key), Order::Desc) => KeyRange { start: key.clone(), end: range.end },
+        };
+        self.read_set.record(global_interval(&source.prefix, &read))?;
+        Ok(key)
     }
 
     /// Inserts a document into `table`, creating the table on first use, and returns its new id.
@@ -271,6 +304,25 @@ impl Transaction {
 
     // Internals.
 
+    /// Finds an index for reading it: `None` when the table does not exist (the lookup is recorded,
+    /// so creating the table conflicts), an error when the index does not.
+    fn locate_index(&mut self, table: &str, index: &str) -> Result<Option<ScanSource>, TransactionError> {
+        self.check_deferred()?;
+        self.apply_pending_writes();
+        let Some(number) = self.resolve_table(table)? else { return Ok(None) };
+        let table_state = self.snapshot.table(number).expect("resolved tables exist");
+        let Some(position) = table_state.indexes.iter().position(|candidate| &*candidate.name == index) else {
+            return Err(TransactionError::IndexNotFound { table: table.to_owned(), index: index.to_owned() });
+        };
+        let prefix = Arc::clone(&table_state.indexes[position].prefix);
+        Ok(Some(ScanSource { table: number, index_position: position, prefix }))
+    }
+
+    fn entries(&self, source: &ScanSource) -> &CountedTree<Arc<Document>> {
+        let table = self.snapshot.table(source.table).expect("located tables exist while the transaction lives");
+        &table.indexes[source.index_position].entries
+    }
+
     fn check_deferred(&self) -> Result<(), TransactionError> {
         match &self.deferred_error {
             Some(error) => Err(error.clone()),
@@ -367,8 +419,7 @@ impl Transaction {
         let validator = livebase_value::Validator::from_json(&json)?;
         self.apply_pending_writes();
         let number = self.snapshot.table_number(table).expect("table exists");
-        let documents: Vec<Arc<Document>> =
-            self.snapshot.table(number).expect("table exists").by_id().entries.values().cloned().collect();
+        let documents: Vec<Arc<Document>> = self.snapshot.table(number).expect("table exists").by_id().entries.values();
         for document in documents {
             validator.validate(&Value::Object(document.user_fields()), &self.snapshot).map_err(|error| {
                 TransactionError::InvalidSchema(format!(
@@ -510,20 +561,6 @@ enum ScanState {
 }
 
 impl<'tx> Scan<'tx> {
-    fn empty(tx: &'tx mut Transaction) -> Scan<'tx> {
-        Scan {
-            tx,
-            source: None,
-            range: KeyRange::all(),
-            order: Order::Asc,
-            buffer: VecDeque::new(),
-            fetched_up_to: None,
-            source_exhausted: true,
-            last_returned: None,
-            state: ScanState::Exhausted,
-        }
-    }
-
     /// The index key of the last document returned.
     pub fn last_key(&self) -> Option<&[u8]> {
         self.last_returned.as_deref()
@@ -531,36 +568,13 @@ impl<'tx> Scan<'tx> {
 
     fn fetch(&mut self) {
         let Some(source) = &self.source else { return };
-        let table = self.tx.snapshot.table(source.table).expect("scanned tables exist while the scan lives");
-        let entries = &table.indexes[source.index_position].entries;
-        use std::ops::Bound::{Excluded, Included, Unbounded};
-        let (lower, upper) = match self.order {
-            Order::Asc => (
-                match &self.fetched_up_to {
-                    Some(key) => Excluded(&**key),
-                    None => Included(self.range.start.as_slice()),
-                },
-                self.range.end.as_deref().map_or(Unbounded, Excluded),
-            ),
-            Order::Desc => (
-                Included(self.range.start.as_slice()),
-                match &self.fetched_up_to {
-                    Some(key) => Excluded(&**key),
-                    None => self.range.end.as_deref().map_or(Unbounded, Excluded),
-                },
-            ),
+        use std::ops::Bound::Excluded;
+        let (lower, upper) = match (self.order, &self.fetched_up_to) {
+            (_, None) => (range_start(&self.range), range_end(&self.range)),
+            (Order::Asc, Some(key)) => (Excluded(&**key), range_end(&self.range)),
+            (Order::Desc, Some(key)) => (range_start(&self.range), Excluded(&**key)),
         };
-        if bounds_are_empty(lower, upper) {
-            self.source_exhausted = true;
-            return;
-        }
-        let range = entries.range::<_, [u8]>((lower, upper));
-        let chunk: Vec<(Arc<[u8]>, Arc<Document>)> = match self.order {
-            Order::Asc => range.take(SCAN_CHUNK).map(|(key, document)| (key.clone(), Arc::clone(document))).collect(),
-            Order::Desc => {
-                range.rev().take(SCAN_CHUNK).map(|(key, document)| (key.clone(), Arc::clone(document))).collect()
-            }
-        };
+        let chunk = self.tx.entries(source).range(lower, upper, self.order == Order::Desc, SCAN_CHUNK);
         self.source_exhausted = chunk.len() < SCAN_CHUNK;
         self.fetched_up_to = chunk.last().map(|(key, _)| key.clone()).or(self.fetched_up_to.take());
         self.buffer.extend(chunk);
@@ -614,11 +628,10 @@ impl Drop for Scan<'_> {
     }
 }
 
-fn bounds_are_empty(lower: std::ops::Bound<&[u8]>, upper: std::ops::Bound<&[u8]>) -> bool {
-    use std::ops::Bound::{Excluded, Included, Unbounded};
-    match (lower, upper) {
-        (Unbounded, _) | (_, Unbounded) => false,
-        (Included(low), Included(high)) => low > high,
-        (Included(low) | Excluded(low), Excluded(high)) | (Excluded(low), Included(high)) => low >= high,
-    }
+fn range_start(range: &KeyRange) -> std::ops::Bound<&[u8]> {
+    std::ops::Bound::Included(&range.start)
+}
+
+fn range_end(range: &KeyRange) -> std::ops::Bound<&[u8]> {
+    range.end.as_deref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded)
 }

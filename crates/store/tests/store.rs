@@ -403,3 +403,48 @@ fn bytes_read_and_written_per_transaction_are_limited() {
     let limit = TransactionError::ReadLimit { what: "bytes", limit: MAX_TRANSACTION_BYTES_READ };
     assert_eq!(results.last().unwrap().as_ref().unwrap_err(), &limit);
 }
+
+#[test]
+fn counts_and_offsets_agree_with_scans_and_conflict_only_inside_what_they_read() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    store.apply_schema_blocking(&Schema { tables: vec![TableSchema::new("items").index("by_n", &["n"])] }).unwrap();
+    store
+        .transact_blocking(|tx| {
+            (0..500).try_for_each(|n| tx.insert("items", object(&[("n", Value::Int64(n % 50))])).map(drop))
+        })
+        .unwrap();
+    let range = |low: i64, high: i64| KeyRange { start: key(Value::Int64(low)), end: Some(key(Value::Int64(high))) };
+    let mut tx = store.begin();
+    for (low, high) in [(0, 50), (10, 20), (49, 50), (20, 10), (60, 70)] {
+        let scanned: Vec<Vec<u8>> = {
+            let mut scan = tx.scan("items", "by_n", range(low, high), Order::Asc).unwrap();
+            let mut keys = Vec::new();
+            while scan.next().is_some() {
+                keys.push(scan.last_key().unwrap().to_vec());
+            }
+            keys
+        };
+        assert_eq!(tx.count("items", "by_n", range(low, high)).unwrap(), scanned.len(), "count of [{low}, {high})");
+        for offset in [0, 1, 7, scanned.len().saturating_sub(1), scanned.len()] {
+            let ascending = tx.key_at_offset("items", "by_n", range(low, high), Order::Asc, offset).unwrap();
+            assert_eq!(ascending.as_ref(), scanned.get(offset), "ascending offset {offset} of [{low}, {high})");
+            let descending = tx.key_at_offset("items", "by_n", range(low, high), Order::Desc, offset).unwrap();
+            let expected = scanned.len().checked_sub(offset + 1).and_then(|index| scanned.get(index));
+            assert_eq!(descending.as_ref(), expected, "descending offset {offset} of [{low}, {high})");
+        }
+    }
+    assert_eq!(tx.count("missing", "by_creation_time", KeyRange::all()).unwrap(), 0);
+
+    // A count reads its whole range; a write outside it does not conflict, one inside does.
+    let mut counter = store.begin();
+    assert_eq!(counter.count("items", "by_n", range(10, 20)).unwrap(), 100);
+    counter.insert("log", object(&[])).unwrap();
+    store.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(30))]))).unwrap();
+    store.commit_blocking(counter).expect("a write outside the counted range does not conflict");
+    let mut counter = store.begin();
+    counter.count("items", "by_n", range(10, 20)).unwrap();
+    counter.insert("log", object(&[])).unwrap();
+    store.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(15))]))).unwrap();
+    assert!(matches!(store.commit_blocking(counter), Err(CommitError::Conflict { .. })));
+}
