@@ -448,3 +448,23 @@ fn counts_and_offsets_agree_with_scans_and_conflict_only_inside_what_they_read()
     store.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(15))]))).unwrap();
     assert!(matches!(store.commit_blocking(counter), Err(CommitError::Conflict { .. })));
 }
+
+#[test]
+fn a_damaged_data_directory_fails_to_open_with_a_clear_error() {
+    let damage = |file: &str, statement: &str| {
+        let directory = tempfile::tempdir().unwrap();
+        let store = open(directory.path());
+        store.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(1))]))).unwrap();
+        drop(store);
+        let connection = rusqlite::Connection::open(directory.path().join(file)).unwrap();
+        connection.execute(statement, []).unwrap();
+        drop(connection);
+        Store::open(StoreConfig::new(directory.path())).err().expect("a damaged directory is refused").to_string()
+    };
+    let error = damage("log.sqlite3", "INSERT INTO log (ts, entry) VALUES (9000000000000000000, x'0102')");
+    assert!(error.contains("corrupt") && error.contains("log entry at 9000000000000000000"), "{error}");
+    let error = damage("checkpoint.sqlite3", "UPDATE documents SET document = x'00' WHERE table_number > 10000");
+    assert!(error.contains("corrupt") && error.contains("document"), "{error}");
+    let error = damage("checkpoint.sqlite3", "UPDATE meta SET value = 99 WHERE key = 'format_version'");
+    assert!(error.contains("format version 99"), "{error}");
+}
