@@ -32,3 +32,8 @@ pub use snapshot::{INDEXES_TABLE, Snapshot, TABLES_TABLE};
 pub use store::{Store, StoreConfig};
 pub use timestamp::Timestamp;
 pub use transaction::{Scan, Transaction};
+
+/// Compiles the README's examples, so they keep matching the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;
