@@ -12,7 +12,9 @@ pub enum TransactionError {
     SchemaValidation { table: String, error: ValidationError },
     #[error("Field `{field}` of document {id} is a system field and can't be changed")]
     SystemFieldChanged { field: String, id: DocumentId },
-    #[error("Table `{0}` is a system table: its documents can't be written directly")]
+    #[error(
+        "Table `{0}` is a system table: names starting with `_` are reserved, and such tables are written only by Livebase"
+    )]
     SystemTable(String),
     #[error("Index `{table}.{index}` does not exist")]
     IndexNotFound { table: String, index: String },

@@ -31,7 +31,7 @@ pub use schema::{IndexSchema, MAX_INDEX_FIELDS, MAX_INDEXES_PER_TABLE, Schema, T
 pub use snapshot::{INDEXES_TABLE, Snapshot, TABLES_TABLE};
 pub use store::{Store, StoreConfig};
 pub use timestamp::Timestamp;
-pub use transaction::{Scan, Transaction};
+pub use transaction::{Scan, SystemTables, Transaction};
 
 /// Compiles the README's examples, so they keep matching the API.
 #[cfg(doctest)]

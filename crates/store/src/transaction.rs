@@ -180,8 +180,35 @@ impl Transaction {
 
     /// Inserts a document into `table`, creating the table on first use, and returns its new id.
     pub fn insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, TransactionError> {
+        self.insert_with(Access::User, table, fields)
+    }
+
+    /// Shallow-merges `changes` into a document: `Some(value)` sets a field, `None` removes it
+    /// (Convex's `undefined`). System fields may be given only with their current values.
+    pub fn patch(&mut self, id: DocumentId, changes: BTreeMap<String, Option<Value>>) -> Result<(), TransactionError> {
+        self.patch_with(Access::User, id, changes)
+    }
+
+    /// Replaces a document's fields, keeping its id and creation time. `_id` and `_creationTime` may
+    /// be present only with their current values.
+    pub fn replace(&mut self, id: DocumentId, fields: Object) -> Result<(), TransactionError> {
+        self.replace_with(Access::User, id, fields)
+    }
+
+    pub fn delete(&mut self, id: DocumentId) -> Result<(), TransactionError> {
+        self.get_for_write(Access::User, id)?;
+        self.write(id, None)
+    }
+
+    /// Writes to system tables (names starting with `_`), which the user-facing methods refuse. For
+    /// the layers above the store (scheduled jobs, environment variables, ...), never for user code.
+    pub fn system_tables(&mut self) -> SystemTables<'_> {
+        SystemTables { transaction: self }
+    }
+
+    fn insert_with(&mut self, access: Access, table: &str, fields: Object) -> Result<DocumentId, TransactionError> {
         self.check_deferred()?;
-        check_user_table_name(table)?;
+        access.check_table_name(table)?;
         validate_document(&fields)?;
         let number = match self.resolve_table(table)? {
             Some(number) => number,
@@ -195,10 +222,13 @@ impl Transaction {
         Ok(id)
     }
 
-    /// Shallow-merges `changes` into a document: `Some(value)` sets a field, `None` removes it
-    /// (Convex's `undefined`). System fields may be given only with their current values.
-    pub fn patch(&mut self, id: DocumentId, changes: BTreeMap<String, Option<Value>>) -> Result<(), TransactionError> {
-        let old = self.get_for_write(id)?;
+    fn patch_with(
+        &mut self,
+        access: Access,
+        id: DocumentId,
+        changes: BTreeMap<String, Option<Value>>,
+    ) -> Result<(), TransactionError> {
+        let old = self.get_for_write(access, id)?;
         let mut fields = old.user_fields();
         for (field, value) in changes {
             if field == ID_FIELD || field == CREATION_TIME_FIELD {
@@ -213,21 +243,14 @@ impl Transaction {
         self.rewrite(&old, fields)
     }
 
-    /// Replaces a document's fields, keeping its id and creation time. `_id` and `_creationTime` may
-    /// be present only with their current values.
-    pub fn replace(&mut self, id: DocumentId, mut fields: Object) -> Result<(), TransactionError> {
-        let old = self.get_for_write(id)?;
+    fn replace_with(&mut self, access: Access, id: DocumentId, mut fields: Object) -> Result<(), TransactionError> {
+        let old = self.get_for_write(access, id)?;
         for system_field in [ID_FIELD, CREATION_TIME_FIELD] {
             if let Some(value) = fields.remove(system_field) {
                 check_system_field_unchanged(&old, system_field, Some(&value))?;
             }
         }
         self.rewrite(&old, fields)
-    }
-
-    pub fn delete(&mut self, id: DocumentId) -> Result<(), TransactionError> {
-        self.get_for_write(id)?;
-        self.write(id, None)
     }
 
     /// Hands the transaction to the committer.
@@ -242,7 +265,7 @@ impl Transaction {
     // Schema changes, used by `Store::apply_schema` inside an ordinary transaction.
 
     pub(crate) fn ensure_table(&mut self, table: &str) -> Result<(), TransactionError> {
-        check_user_table_name(table)?;
+        Access::User.check_table_name(table)?;
         if self.resolve_table(table)?.is_none() {
             self.create_table(table)?;
         }
@@ -298,7 +321,8 @@ impl Transaction {
     }
 
     pub(crate) fn remove_index(&mut self, metadata_id: DocumentId) -> Result<(), TransactionError> {
-        self.get_for_write(metadata_id)?;
+        assert_eq!(metadata_id.table().get(), INDEXES_TABLE_NUMBER);
+        self.get(metadata_id)?.expect("declared indexes exist");
         self.write(metadata_id, None)
     }
 
@@ -431,16 +455,11 @@ impl Transaction {
         Ok(())
     }
 
-    fn get_for_write(&mut self, id: DocumentId) -> Result<Arc<Document>, TransactionError> {
-        let number = id.table().get();
-        if number < FIRST_USER_TABLE_NUMBER && number != INDEXES_TABLE_NUMBER {
-            return Err(TransactionError::SystemTable(
-                self.snapshot.table_name(id.table()).unwrap_or("_system").to_owned(),
-            ));
-        }
-        if self.snapshot.table(id.table()).is_none() {
+    fn get_for_write(&mut self, access: Access, id: DocumentId) -> Result<Arc<Document>, TransactionError> {
+        let Some(table) = self.snapshot.table_name(id.table()) else {
             return Err(TransactionError::TableNotFound(id));
-        }
+        };
+        access.check_table_name(table)?;
         self.get(id)?.ok_or(TransactionError::DocumentNotFound(id))
     }
 
@@ -511,12 +530,53 @@ impl Transaction {
     }
 }
 
-fn check_user_table_name(table: &str) -> Result<(), TransactionError> {
-    validate_identifier("table", table)?;
-    if table.starts_with('_') {
-        return Err(TransactionError::SystemTable(table.to_owned()));
+/// Who is writing: user code may write only tables whose names do not start with `_`; the layers
+/// above the store write their own `_` tables; nobody writes the catalog except the engine.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    User,
+    System,
+}
+
+impl Access {
+    fn check_table_name(self, table: &str) -> Result<(), TransactionError> {
+        validate_identifier("table", table)?;
+        let system = table.starts_with('_');
+        let catalog = table == crate::snapshot::TABLES_TABLE || table == crate::snapshot::INDEXES_TABLE;
+        match self {
+            Access::User if system => Err(TransactionError::SystemTable(table.to_owned())),
+            Access::User => Ok(()),
+            Access::System => {
+                // Layers above the store name their tables; getting it wrong is a bug, not bad input.
+                assert!(system && !catalog, "system writes go to `_` tables other than the catalog, not `{table}`");
+                Ok(())
+            }
+        }
     }
-    Ok(())
+}
+
+/// Write access to system tables (see `Transaction::system_tables`).
+pub struct SystemTables<'tx> {
+    transaction: &'tx mut Transaction,
+}
+
+impl SystemTables<'_> {
+    pub fn insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, TransactionError> {
+        self.transaction.insert_with(Access::System, table, fields)
+    }
+
+    pub fn patch(&mut self, id: DocumentId, changes: BTreeMap<String, Option<Value>>) -> Result<(), TransactionError> {
+        self.transaction.patch_with(Access::System, id, changes)
+    }
+
+    pub fn replace(&mut self, id: DocumentId, fields: Object) -> Result<(), TransactionError> {
+        self.transaction.replace_with(Access::System, id, fields)
+    }
+
+    pub fn delete(&mut self, id: DocumentId) -> Result<(), TransactionError> {
+        self.transaction.get_for_write(Access::System, id)?;
+        self.transaction.write(id, None)
+    }
 }
 
 fn check_system_field_unchanged(

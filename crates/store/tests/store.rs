@@ -468,3 +468,29 @@ fn a_damaged_data_directory_fails_to_open_with_a_clear_error() {
     let error = damage("checkpoint.sqlite3", "UPDATE meta SET value = 99 WHERE key = 'format_version'");
     assert!(error.contains("format version 99"), "{error}");
 }
+
+#[test]
+fn system_tables_are_written_only_through_system_access() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    let (id, _) =
+        store.transact_blocking(|tx| tx.system_tables().insert("_jobs", object(&[("n", Value::Int64(1))]))).unwrap();
+    for error in [
+        store.transact_blocking(|tx| tx.insert("_jobs", object(&[]))).unwrap_err(),
+        store.transact_blocking(|tx| tx.delete(id)).unwrap_err(),
+        store.transact_blocking(|tx| tx.replace(id, object(&[]))).unwrap_err(),
+    ] {
+        assert_eq!(error, CommitError::Transaction(TransactionError::SystemTable("_jobs".into())));
+    }
+    store
+        .transact_blocking(|tx| tx.system_tables().patch(id, BTreeMap::from([("n".to_owned(), Some(Value::Int64(2)))])))
+        .unwrap();
+    assert_eq!(int(&store.snapshot().get(id).unwrap(), "n"), 2);
+    // User tables list only user tables.
+    assert!(store.snapshot().table_names().is_empty());
+    let mut tx = store.begin();
+    assert_eq!(tx.scan("_jobs", "by_creation_time", KeyRange::all(), Order::Asc).unwrap().count(), 1, "readable");
+    drop(tx);
+    store.transact_blocking(|tx| tx.system_tables().delete(id)).unwrap();
+    assert!(store.snapshot().get(id).is_none());
+}
