@@ -126,6 +126,18 @@ pub(crate) enum IndexKind {
 }
 
 impl IndexKind {
+    /// The fields a key is made of, in order.
+    pub(crate) fn key_fields(&self) -> Vec<FieldPath> {
+        let system_field = |name| FieldPath::parse(name).expect("system field names are valid paths");
+        match self {
+            IndexKind::Id => vec![system_field(crate::document::ID_FIELD)],
+            IndexKind::Fields(fields) => {
+                let implicit = [system_field(CREATION_TIME_FIELD), system_field(crate::document::ID_FIELD)];
+                fields.iter().cloned().chain(implicit).collect()
+            }
+        }
+    }
+
     pub(crate) fn key(&self, document: &Document) -> Vec<u8> {
         let mut key = Vec::with_capacity(64);
         match self {

@@ -138,14 +138,19 @@ impl Snapshot {
         Some(table.indexes.iter().map(|index| index.name.to_string()).collect())
     }
 
-    /// The declared fields of an index, without the implicit `_creationTime, _id` (empty for
-    /// `by_creation_time`; `by_id` has the single field `_id` and no suffix), or `None` if the table
-    /// or index does not exist.
-    pub fn index_fields(&self, table: &str, index: &str) -> Option<Vec<FieldPath>> {
+    /// The fields of an index's keys in order, the implicit `_creationTime, _id` included (`by_id`:
+    /// just `_id`), or `None` if the table or index does not exist.
+    pub fn index_key_fields(&self, table: &str, index: &str) -> Option<Vec<FieldPath>> {
         let table = self.tables.get(&self.table_number(table)?)?;
-        match &table.index(index)?.kind {
-            IndexKind::Id => Some(vec![FieldPath::parse(crate::document::ID_FIELD).expect("`_id` is a valid path")]),
-            IndexKind::Fields(fields) => Some(fields.clone()),
+        Some(table.index(index)?.kind.key_fields())
+    }
+
+    /// The key fields of `by_id` and `by_creation_time`, which every table has.
+    pub(crate) fn built_in_index_key_fields(index: &str) -> Option<Vec<FieldPath>> {
+        match index {
+            BY_ID => Some(IndexKind::Id.key_fields()),
+            BY_CREATION_TIME => Some(IndexKind::Fields(Vec::new()).key_fields()),
+            _ => None,
         }
     }
 

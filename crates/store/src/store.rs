@@ -253,16 +253,19 @@ fn apply_schema(transaction: &mut Transaction, schema: &Schema) -> Result<(), Tr
     for table in &schema.tables {
         transaction.ensure_table(&table.name)?;
         let declared = transaction.declared_indexes(&table.name)?;
-        for (metadata_id, name, fields) in &declared {
-            let wanted = table.indexes.iter().find(|index| index.name == *name);
-            if wanted.is_none_or(|index| index.fields != *fields) {
+        for (metadata_id, name, _) in &declared {
+            if !table.indexes.iter().any(|index| index.name == *name) {
                 transaction.remove_index(*metadata_id)?;
             }
         }
         for index in &table.indexes {
-            let unchanged = declared.iter().any(|(_, name, fields)| *name == index.name && *fields == index.fields);
-            if !unchanged {
-                transaction.add_index(&table.name, &index.name, &index.fields)?;
+            let existing = declared.iter().find(|(_, name, _)| *name == index.name);
+            match existing {
+                Some((_, _, fields)) if *fields == index.fields => {}
+                Some((metadata_id, ..)) => {
+                    transaction.declare_index(&table.name, &index.name, &index.fields, Some(*metadata_id))?
+                }
+                None => transaction.declare_index(&table.name, &index.name, &index.fields, None)?,
             }
         }
         let validator = table.document_validator.as_ref().map(|validator| validator.to_json().to_string());

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use livebase_value::{DocumentId, Object, Value, encode_key_value, validate_document, validate_identifier};
+use livebase_value::{DocumentId, FieldPath, Object, Value, encode_key_value, validate_document, validate_identifier};
 
 use crate::btree::CountedTree;
 use crate::document::{CREATION_TIME_FIELD, Document, ID_FIELD};
@@ -134,6 +134,23 @@ impl Transaction {
             state: ScanState::Running,
             tx: self,
         })
+    }
+
+    /// The fields of an index's keys in order, the implicit `_creationTime, _id` included (`by_id`:
+    /// just `_id`), or `None` when the index does not exist. Every table, even one not created yet,
+    /// has `by_id` and `by_creation_time`. The lookup is recorded, so declaring, redeclaring or
+    /// dropping the index conflicts with this transaction.
+    pub fn index_fields(&mut self, table: &str, index: &str) -> Result<Option<Vec<FieldPath>>, TransactionError> {
+        self.check_deferred()?;
+        if self.resolve_table(table)?.is_none() {
+            return Ok(Snapshot::built_in_index_key_fields(index));
+        }
+        let mut key = Vec::new();
+        encode_key_value(&mut key, Some(&Value::String(table.to_owned())));
+        encode_key_value(&mut key, Some(&Value::String(index.to_owned())));
+        let catalog = index_prefix(table_number(INDEXES_TABLE_NUMBER), "by_table");
+        self.read_set.record(global_interval(&catalog, &KeyRange::prefix(key)))?;
+        Ok(self.snapshot.index_key_fields(table, index))
     }
 
     /// Counts the documents in `range` of an index without reading them, in O(log n). The whole range
@@ -309,7 +326,16 @@ impl Transaction {
         Ok(declared)
     }
 
-    pub(crate) fn add_index(&mut self, table: &str, index: &str, fields: &[String]) -> Result<(), TransactionError> {
+    /// Declares an index, or redeclares an existing one (`existing`, its catalog document) with other
+    /// fields. Redeclaring rewrites the one catalog document, so the old index leaves and the new one
+    /// arrives in a single write: two writes would be applied in id order, not in the order made.
+    pub(crate) fn declare_index(
+        &mut self,
+        table: &str,
+        index: &str,
+        fields: &[String],
+        existing: Option<DocumentId>,
+    ) -> Result<(), TransactionError> {
         validate_identifier("index", index)?;
         let fields_value = fields.iter().map(|field| Value::String(field.clone())).collect();
         let metadata = Object::from([
@@ -317,7 +343,14 @@ impl Transaction {
             (IndexMetadata::NAME.to_owned(), Value::String(index.to_owned())),
             (IndexMetadata::FIELDS.to_owned(), Value::Array(fields_value)),
         ]);
-        self.insert_system(table_number(INDEXES_TABLE_NUMBER), metadata).map(drop)
+        match existing {
+            None => self.insert_system(table_number(INDEXES_TABLE_NUMBER), metadata).map(drop),
+            Some(id) => {
+                assert_eq!(id.table().get(), INDEXES_TABLE_NUMBER);
+                let old = self.get(id)?.expect("declared indexes exist");
+                self.rewrite_system(&old, metadata)
+            }
+        }
     }
 
     pub(crate) fn remove_index(&mut self, metadata_id: DocumentId) -> Result<(), TransactionError> {
@@ -622,8 +655,8 @@ enum ScanState {
 
 impl<'tx> Scan<'tx> {
     /// The index key of the last document returned.
-    pub fn last_key(&self) -> Option<&[u8]> {
-        self.last_returned.as_deref()
+    pub fn last_key(&self) -> Option<&Arc<[u8]>> {
+        self.last_returned.as_ref()
     }
 
     fn fetch(&mut self) {

@@ -494,3 +494,31 @@ fn system_tables_are_written_only_through_system_access() {
     store.transact_blocking(|tx| tx.system_tables().delete(id)).unwrap();
     assert!(store.snapshot().get(id).is_none());
 }
+
+#[test]
+fn redeclaring_an_index_with_other_fields_rebuilds_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    let schema = |fields: &[&str]| Schema { tables: vec![TableSchema::new("items").index("by_ab", fields)] };
+    store.apply_schema_blocking(&schema(&["a", "b"])).unwrap();
+    store
+        .transact_blocking(|tx| {
+            tx.insert("items", object(&[("a", Value::Int64(1)), ("b", Value::Int64(2))]))?;
+            tx.insert("items", object(&[("a", Value::Int64(2)), ("b", Value::Int64(1))]))
+        })
+        .unwrap();
+    let first_b = |store: &Store| {
+        let mut tx = store.begin();
+        let fields: Vec<String> =
+            tx.index_fields("items", "by_ab").unwrap().unwrap().iter().map(ToString::to_string).collect();
+        let document = tx.scan("items", "by_ab", KeyRange::all(), Order::Asc).unwrap().next().unwrap().unwrap();
+        (fields, int(&document, "b"))
+    };
+    assert_eq!(first_b(&store), (vec!["a".into(), "b".into(), "_creationTime".into(), "_id".into()], 2));
+    store.apply_schema_blocking(&schema(&["b", "a"])).unwrap();
+    assert_eq!(first_b(&store), (vec!["b".into(), "a".into(), "_creationTime".into(), "_id".into()], 1));
+    drop(store);
+    let store = open(directory.path());
+    assert_eq!(first_b(&store).1, 1, "the redeclared index survives a restart");
+    store.transact_blocking(|tx| tx.insert("items", object(&[]))).expect("the store still takes commits");
+}
