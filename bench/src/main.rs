@@ -3,6 +3,7 @@
 //! every figure. Benchmarks measure; tests never time anything.
 
 mod commits;
+mod pagination;
 mod report;
 
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ fn main() {
     };
     let mut report = report::Report::new(std::env::args().collect::<Vec<_>>().join(" "));
     commits::run(effort, &mut report);
+    pagination::run(effort, &mut report);
     report.write(&options.out).expect("write results");
     println!("wrote {}", options.out.join("RESULTS.md").display());
 }
