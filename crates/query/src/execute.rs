@@ -118,6 +118,31 @@ impl Query {
         }
     }
 
+    /// How many results there are (`.count()`), in O(log n) from the index's subtree counts, without
+    /// reading the documents. Only for queries without filters, since a filter needs every document
+    /// read. What it reads is exact: with a `limit(n)`, the range up to the `n`-th result (or all of it
+    /// when there are fewer), so writes further on leave the count alone.
+    pub fn count(&self, tx: &mut Transaction) -> Result<usize, QueryError> {
+        if self.operators.iter().any(|operator| matches!(operator, Operator::Filter(_))) {
+            return Err(QueryError::InvalidQuery(
+                "count() needs a query without filters: a filter can only be counted by reading every document; \
+                 use an index range instead"
+                    .to_owned(),
+            ));
+        }
+        let plan = Plan::new(self, tx)?;
+        let (table, index, order) = (self.source.table(), self.source.index(), self.source.order());
+        let limit = self.operators.iter().filter_map(|operator| match operator {
+            Operator::Limit(n) => Some(*n),
+            Operator::Filter(_) => None,
+        });
+        match limit.min() {
+            Some(0) => Ok(0),
+            Some(n) if tx.key_at_offset(table, index, plan.range.clone(), order, n - 1)?.is_some() => Ok(n),
+            _ => Ok(tx.count(table, index, plan.range)?),
+        }
+    }
+
     /// Starts a stream of the results, for callers that fetch them one at a time across calls (the
     /// function runtime's `queryStreamNext`).
     pub fn stream(self, tx: &mut Transaction) -> Result<QueryStream, QueryError> {

@@ -21,7 +21,7 @@ use crate::cursor::{Fingerprint, Position, reverse};
 use crate::execute::Pipeline;
 use crate::limits::{MAX_PAGE_ITEMS, SOFT_MAX_BYTES_READ, SOFT_MAX_PAGE_ITEMS, SOFT_MAX_ROWS_READ, soft_limit};
 use crate::plan::Plan;
-use crate::query::Query;
+use crate::query::{Operator, Query};
 use crate::{Journal, QueryError};
 
 /// Which way a page extends from its cursor.
@@ -48,6 +48,11 @@ pub struct PaginationOptions {
     /// Bytes of documents read after which a page without an end stops, `SplitRequired`.
     pub maximum_bytes_read: Option<usize>,
     pub direction: Direction,
+    /// Start this many results into the query (its end, going backward) instead of at a cursor: a
+    /// jump to a position, found in O(log n) without reading what comes before. Only without a
+    /// `cursor` and for queries without filters. The start is found again on every re-run, so a write
+    /// before it moves it (the page's end stays pinned).
+    pub offset: Option<usize>,
 }
 
 impl PaginationOptions {
@@ -59,6 +64,7 @@ impl PaginationOptions {
             maximum_rows_read: None,
             maximum_bytes_read: None,
             direction: Direction::Forward,
+            offset: None,
         }
     }
 }
@@ -114,6 +120,11 @@ impl Query {
         options: &PaginationOptions,
     ) -> Result<PaginationResult, QueryError> {
         check(options)?;
+        if options.offset.is_some() && self.operators.iter().any(|operator| matches!(operator, Operator::Filter(_))) {
+            return Err(QueryError::InvalidPaginationOptions(
+                "`offset` needs a query without filters: positions are counted in the index".to_owned(),
+            ));
+        }
         let plan = Plan::new(self, tx)?;
         let fingerprint = Fingerprint::new(self, &plan);
         let key = journal.key().clone();
@@ -122,9 +133,17 @@ impl Query {
             Direction::Forward => self.source.order(),
             Direction::Backward => reverse(self.source.order()),
         };
-        let start = match &options.cursor {
-            Some(cursor) => key.decode(&fingerprint, cursor)?,
-            None => Position::start(walk),
+        let start = match (&options.cursor, options.offset) {
+            (Some(cursor), _) => key.decode(&fingerprint, cursor)?,
+            (None, None) => Position::start(walk),
+            (None, Some(offset)) => {
+                let (table, index) = (self.source.table(), self.source.index());
+                match tx.key_at_offset(table, index, plan.range.clone(), walk, offset)? {
+                    // Just before that result, so the page starts with it.
+                    Some(first) => Position::after(&first, reverse(walk)),
+                    None => Position::end(walk),
+                }
+            }
         };
         let pinned_end = match (&options.end_cursor, journal.pinned()) {
             (Some(cursor), _) => Some(key.decode(&fingerprint, cursor)?),
@@ -208,6 +227,9 @@ fn check(options: &PaginationOptions) -> Result<(), QueryError> {
     }
     if options.maximum_rows_read == Some(0) || options.maximum_bytes_read == Some(0) {
         return invalid("`maximumRowsRead` and `maximumBytesRead` must be greater than 0".to_owned());
+    }
+    if options.offset.is_some() && options.cursor.is_some() {
+        return invalid("`offset` and `cursor` both say where the page starts: give one".to_owned());
     }
     Ok(())
 }

@@ -497,3 +497,64 @@ fn without_maxima_pages_recommend_a_split_past_three_quarters_of_the_transaction
     assert_eq!(status("bytes", under), None);
     assert_eq!(status("bytes", under + 1), Some(PageStatus::SplitRecommended));
 }
+
+#[test]
+fn counts_come_from_the_index_and_react_only_to_what_they_cover() {
+    let store = fruits();
+    let count = |query: &Query| query.count(&mut store.store.begin()).unwrap();
+    assert_eq!(count(&alphabetical()), FRUITS.len());
+    let from_kiwi = Query::table("fruits").with_index("by_name", |q| q.gte("name", "Kiwi"));
+    assert_eq!(count(&from_kiwi), 3);
+    assert_eq!(count(&alphabetical().limit(5)), 5);
+    assert_eq!(count(&from_kiwi.clone().limit(5)), 3);
+    assert_eq!(count(&alphabetical().limit(0)), 0);
+    assert_eq!(count(&Query::table("missing")), 0);
+    let error = alphabetical().filter(field("name").eq("Fig")).count(&mut store.store.begin()).unwrap_err();
+    assert!(error.to_string().contains("count() needs a query without filters"), "{error}");
+
+    // `limit(5)` depends on the first five names only: an insert after them leaves the count's read set.
+    let mut tx = store.store.begin();
+    assert_eq!(alphabetical().limit(5).count(&mut tx).unwrap(), 5);
+    tx.insert("audit", object(&[])).unwrap();
+    store.insert_all("fruits", [object(&[("name", Value::from("Zucchini"))])]);
+    store.store.commit_blocking(tx).expect("an insert past the fifth name does not touch the count");
+    let mut tx = store.store.begin();
+    assert_eq!(from_kiwi.count(&mut tx).unwrap(), 4);
+    tx.insert("audit", object(&[])).unwrap();
+    store.insert_all("fruits", [object(&[("name", Value::from("Lime"))])]);
+    assert!(store.store.commit_blocking(tx).is_err(), "an insert inside the counted range conflicts");
+}
+
+#[test]
+fn pages_can_start_at_an_offset_and_stay_pinned() {
+    let store = fruits();
+    let at = |offset: usize, direction: Direction| {
+        let options = PaginationOptions { offset: Some(offset), direction, ..first_page(3) };
+        store.load(&alphabetical(), &mut None, &options).unwrap()
+    };
+    assert_eq!(names(&at(4, Direction::Forward)), ["Elderberry", "Fig", "Grapefruit"]);
+    assert_eq!(names(&at(0, Direction::Forward)), ["Apple", "Banana", "Currant"]);
+    assert_eq!(names(&at(10, Direction::Forward)), ["Kumquat", "Lemon"]);
+    let beyond = at(12, Direction::Forward);
+    assert!(beyond.page.is_empty() && beyond.is_done);
+    // Backward, the offset counts from the end, and items come back in the query's order.
+    assert_eq!(names(&at(1, Direction::Backward)), ["Jackfruit", "Kiwi", "Kumquat"]);
+
+    // The page continues like any other: its continue cursor starts the next one.
+    let options = PaginationOptions { offset: Some(4), ..first_page(3) };
+    let mut journal = None;
+    let page = store.load(&alphabetical(), &mut journal, &options).unwrap();
+    let next = store.load(&alphabetical(), &mut None, &next_page(3, &page)).unwrap();
+    assert_eq!(names(&next), ["Huckleberry", "Jackfruit", "Kiwi"]);
+    // Re-run with its journal, the page keeps its end; a fruit inserted inside it joins it.
+    store.insert_all("fruits", [object(&[("name", Value::from("Feijoa"))])]);
+    let rerun = store.load(&alphabetical(), &mut journal, &options).unwrap();
+    assert_eq!(names(&rerun), ["Elderberry", "Feijoa", "Fig", "Grapefruit"]);
+
+    let both = PaginationOptions { offset: Some(1), ..next_page(3, &page) };
+    let error = store.load(&alphabetical(), &mut None, &both).unwrap_err();
+    assert!(error.to_string().contains("`offset` and `cursor`"), "{error}");
+    let filtered = alphabetical().filter(field("name").neq("Fig"));
+    let error = store.load(&filtered, &mut None, &PaginationOptions { offset: Some(1), ..first_page(3) }).unwrap_err();
+    assert!(error.to_string().contains("`offset` needs a query without filters"), "{error}");
+}
