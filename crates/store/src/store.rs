@@ -119,6 +119,12 @@ impl Store {
         Transaction::new(self.inner.published.latest())
     }
 
+    /// Starts a transaction that reads as of `ts`, if that state is still retained (see
+    /// `snapshot_at`). For reads: committing it conflicts with every write since `ts` that it read.
+    pub fn begin_at(&self, ts: Timestamp) -> Option<Transaction> {
+        self.snapshot_at(ts).map(Transaction::new)
+    }
+
     /// The latest durable state.
     pub fn snapshot(&self) -> Snapshot {
         self.inner.published.latest()

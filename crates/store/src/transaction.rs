@@ -72,6 +72,11 @@ impl Transaction {
         self.begin_ts
     }
 
+    /// The name of a table as this transaction sees it (tables it created included).
+    pub fn table_name(&self, number: livebase_value::TableNumber) -> Option<&str> {
+        self.snapshot.table_name(number)
+    }
+
     pub fn read_set(&self) -> &ReadSet {
         &self.read_set
     }
@@ -560,6 +565,13 @@ impl Transaction {
         let now = wall_clock_millis_f64();
         self.last_creation_time = if now > self.last_creation_time { now } else { self.last_creation_time.next_up() };
         self.last_creation_time
+    }
+}
+
+/// Validators check `v.id("table")` against the tables this transaction sees.
+impl livebase_value::IdTableResolver for Transaction {
+    fn table_name_of(&self, id: &DocumentId) -> Option<String> {
+        self.table_name(id.table()).map(str::to_owned)
     }
 }
 

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use common::{int, object, open};
 use livebase_store::limits::{MAX_TRANSACTION_DOCS_READ, MAX_TRANSACTION_DOCS_WRITTEN};
-use livebase_store::{CommitError, KeyRange, Order, Schema, Store, StoreConfig, TableSchema, TransactionError};
+use livebase_store::{
+    CommitError, KeyRange, Order, Schema, Store, StoreConfig, TableSchema, Timestamp, TransactionError,
+};
 use livebase_value::{Validator, Value, encode_key_value};
 
 fn key(value: Value) -> Vec<u8> {
@@ -521,4 +523,20 @@ fn redeclaring_an_index_with_other_fields_rebuilds_it() {
     let store = open(directory.path());
     assert_eq!(first_b(&store).1, 1, "the redeclared index survives a restart");
     store.transact_blocking(|tx| tx.insert("items", object(&[]))).expect("the store still takes commits");
+}
+
+#[test]
+fn transactions_can_begin_at_a_retained_past_timestamp() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    let (id, first) = store.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(1))]))).unwrap();
+    store.transact_blocking(|tx| tx.patch(id, BTreeMap::from([("n".to_owned(), Some(Value::Int64(2)))]))).unwrap();
+    let mut past = store.begin_at(first).expect("recent states are retained");
+    assert_eq!(past.begin_ts(), first);
+    assert_eq!(int(&past.get(id).unwrap().unwrap(), "n"), 1, "reads see the state as of `first`");
+    assert!(
+        store.begin_at(Timestamp::from_nanos(first.nanos() - 1)).is_some_and(|mut tx| tx.get(id).unwrap().is_none())
+    );
+    let future = Timestamp::from_nanos(store.snapshot().ts().nanos() + 1);
+    assert!(store.begin_at(future).is_none(), "the future is not readable yet");
 }
