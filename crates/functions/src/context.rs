@@ -1,0 +1,234 @@
+//! What a handler gets: for queries and mutations a [`FunctionCtx`] (the database inside the call's
+//! transaction, the caller's identity, a fixed clock, logging); for actions an [`ActionCtx`] (no
+//! database: it runs other functions).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use livebase_query::{Journal, PaginationOptions, PaginationResult, Query};
+use livebase_store::{Document, Transaction};
+use livebase_value::{DocumentId, Object, Value};
+
+use crate::error::FunctionError;
+use crate::log::{LogCollector, LogLevel};
+use crate::runtime::{Caller, Runtime};
+
+/// Who is calling.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Identity {
+    /// A client without a token.
+    Unauthenticated,
+    /// A client with a verified token.
+    User(UserIdentity),
+    /// The server itself (scheduled jobs, crons): may call internal functions.
+    System,
+}
+
+impl Identity {
+    pub(crate) fn may_call_internal(&self) -> bool {
+        matches!(self, Identity::System)
+    }
+}
+
+/// A verified user, from the claims of their token (Convex's `UserIdentity`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserIdentity {
+    /// Unique across issuers: `issuer|subject`.
+    pub token_identifier: String,
+    pub subject: String,
+    pub issuer: String,
+    /// The token's other claims (`name`, `email`, ...).
+    pub claims: Object,
+}
+
+/// `ctx.auth()`.
+pub struct Auth<'a> {
+    identity: &'a Identity,
+}
+
+impl<'a> Auth<'a> {
+    /// The calling user, or `None` for an unauthenticated client or the server itself.
+    pub fn get_user_identity(&self) -> Option<&'a UserIdentity> {
+        match self.identity {
+            Identity::User(user) => Some(user),
+            Identity::Unauthenticated | Identity::System => None,
+        }
+    }
+}
+
+/// The database as a query or mutation sees it: one transaction. A query's refuses writes at run time
+/// rather than by type, since functions in other languages reach it through the same calls.
+pub struct Database<'a> {
+    tx: &'a mut Transaction,
+    journal: &'a mut Journal,
+    /// Resolves table numbers to names, for `normalize_id`.
+    writable: bool,
+}
+
+impl<'a> Database<'a> {
+    pub(crate) fn new(tx: &'a mut Transaction, journal: &'a mut Journal, writable: bool) -> Self {
+        Database { tx, journal, writable }
+    }
+
+    pub fn get(&mut self, id: DocumentId) -> Result<Option<Arc<Document>>, FunctionError> {
+        Ok(self.tx.get(id)?)
+    }
+
+    /// Runs `query` with one of the terminals of the returned [`QueryRun`].
+    pub fn query(&mut self, query: Query) -> QueryRun<'_, 'a> {
+        QueryRun { db: self, query }
+    }
+
+    /// The id `id` as an id of `table`, or `None` when it is not an id or belongs to another table
+    /// (Convex's `ctx.db.normalizeId`).
+    pub fn normalize_id(&self, table: &str, id: &str) -> Option<DocumentId> {
+        let id = DocumentId::decode(id).ok()?;
+        (self.tx.table_name(id.table())? == table).then_some(id)
+    }
+
+    pub fn insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, FunctionError> {
+        self.check_writable("insert")?;
+        Ok(self.tx.insert(table, fields)?)
+    }
+
+    /// Shallow-merges `changes` into a document: `Some` sets a field, `None` removes it.
+    pub fn patch(&mut self, id: DocumentId, changes: BTreeMap<String, Option<Value>>) -> Result<(), FunctionError> {
+        self.check_writable("patch")?;
+        Ok(self.tx.patch(id, changes)?)
+    }
+
+    pub fn replace(&mut self, id: DocumentId, fields: Object) -> Result<(), FunctionError> {
+        self.check_writable("replace")?;
+        Ok(self.tx.replace(id, fields)?)
+    }
+
+    pub fn delete(&mut self, id: DocumentId) -> Result<(), FunctionError> {
+        self.check_writable("delete")?;
+        Ok(self.tx.delete(id)?)
+    }
+
+    fn check_writable(&self, operation: &str) -> Result<(), FunctionError> {
+        if self.writable {
+            return Ok(());
+        }
+        Err(FunctionError::failed(format!(
+            "`db.{operation}` is not allowed in a query: queries only read (write in a mutation)"
+        )))
+    }
+}
+
+/// A query about to run: pick a terminal.
+pub struct QueryRun<'db, 'tx> {
+    db: &'db mut Database<'tx>,
+    query: Query,
+}
+
+impl QueryRun<'_, '_> {
+    pub fn collect(self) -> Result<Vec<Arc<Document>>, FunctionError> {
+        Ok(self.query.collect(self.db.tx)?)
+    }
+
+    pub fn take(self, n: usize) -> Result<Vec<Arc<Document>>, FunctionError> {
+        Ok(self.query.take(self.db.tx, n)?)
+    }
+
+    pub fn first(self) -> Result<Option<Arc<Document>>, FunctionError> {
+        Ok(self.query.first(self.db.tx)?)
+    }
+
+    /// The only result, if any; more than one fails the call.
+    pub fn unique(self) -> Result<Option<Arc<Document>>, FunctionError> {
+        Ok(self.query.unique(self.db.tx)?)
+    }
+
+    /// One page. Its end is kept in the call's journal, so a re-run of the query keeps the page's end.
+    pub fn paginate(self, options: &PaginationOptions) -> Result<PaginationResult, FunctionError> {
+        Ok(self.query.paginate(self.db.tx, self.db.journal, options)?)
+    }
+}
+
+/// The context of a query or a mutation (one type: see [`Database`]).
+pub struct FunctionCtx<'a> {
+    db: Database<'a>,
+    identity: &'a Identity,
+    now: f64,
+    logs: LogCollector,
+}
+
+impl<'a> FunctionCtx<'a> {
+    pub(crate) fn new(db: Database<'a>, identity: &'a Identity, now: f64) -> FunctionCtx<'a> {
+        FunctionCtx { db, identity, now, logs: LogCollector::default() }
+    }
+
+    pub fn db(&mut self) -> &mut Database<'a> {
+        &mut self.db
+    }
+
+    pub fn auth(&self) -> Auth<'a> {
+        Auth { identity: self.identity }
+    }
+
+    /// Milliseconds since the Unix epoch, read once when the run (or the mutation's attempt) started:
+    /// a function sees no time pass, so what it computes depends on its inputs only.
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    /// `console.log` and friends.
+    pub fn log(&mut self, level: LogLevel, message: impl fmt::Display) {
+        self.logs.log(level, &message.to_string());
+    }
+
+    pub(crate) fn into_logs(self) -> LogCollector {
+        self.logs
+    }
+}
+
+/// The context of an action. Cheap to clone; clones share the action's log.
+#[derive(Clone)]
+pub struct ActionCtx {
+    runtime: Runtime,
+    caller: Caller,
+    logs: Arc<Mutex<LogCollector>>,
+}
+
+impl ActionCtx {
+    pub(crate) fn new(runtime: Runtime, caller: Caller, logs: Arc<Mutex<LogCollector>>) -> ActionCtx {
+        ActionCtx { runtime, caller, logs }
+    }
+
+    pub fn auth(&self) -> Auth<'_> {
+        Auth { identity: &self.caller.identity }
+    }
+
+    pub fn log(&self, level: LogLevel, message: impl fmt::Display) {
+        self.logs.lock().unwrap_or_else(PoisonError::into_inner).log(level, &message.to_string());
+    }
+
+    /// Runs a query (public or internal) at the latest snapshot, as the action's caller.
+    pub async fn run_query(&self, path: &str, args: Object) -> Result<Value, FunctionError> {
+        let outcome = self.runtime.call_query(path, args, &self.caller.nested(), None, None);
+        self.keep_logs(outcome.log_lines);
+        outcome.result
+    }
+
+    /// Runs a mutation (public or internal) in its own transaction, as the action's caller.
+    pub async fn run_mutation(&self, path: &str, args: Object) -> Result<Value, FunctionError> {
+        let outcome = self.runtime.call_mutation(path, args, &self.caller.nested()).await;
+        self.keep_logs(outcome.log_lines);
+        outcome.result
+    }
+
+    /// Runs another action (public or internal), up to `MAX_ACTION_DEPTH` deep.
+    pub async fn run_action(&self, path: &str, args: Object) -> Result<Value, FunctionError> {
+        let caller = self.caller.nested_action()?;
+        let outcome = self.runtime.call_action(path, args, caller).await;
+        self.keep_logs(outcome.log_lines);
+        outcome.result
+    }
+
+    fn keep_logs(&self, lines: Vec<crate::LogLine>) {
+        self.logs.lock().unwrap_or_else(PoisonError::into_inner).extend(lines);
+    }
+}

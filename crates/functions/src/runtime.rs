@@ -1,0 +1,308 @@
+//! The one way functions are called, whatever language they are written in: resolve the path, check
+//! the caller may call it and the arguments, run the handler in the right context (catching panics),
+//! check the return value, and hand back the result with the log lines.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use livebase_query::{CursorKey, Journal};
+use livebase_store::{ReadSet, Store, Timestamp};
+use livebase_value::{IdTableResolver, Object, Value};
+
+use crate::context::{ActionCtx, Database, FunctionCtx, Identity};
+use crate::error::FunctionError;
+use crate::limits::MAX_ACTION_DEPTH;
+use crate::log::{LogCollector, LogLine, emit};
+use crate::path::FunctionPath;
+use crate::registry::{FunctionKind, Handler, Registered, Registry, Visibility};
+
+/// A query's run.
+#[derive(Debug)]
+pub struct QueryOutcome {
+    pub result: Result<Value, FunctionError>,
+    pub log_lines: Vec<LogLine>,
+    /// What the run read: a commit writing into it may change the result.
+    pub read_set: ReadSet,
+    /// The journal for the next run of the same query (`None` when it paginated nothing).
+    pub journal: Option<String>,
+    /// The snapshot the query read.
+    pub ts: Timestamp,
+}
+
+/// A mutation's run.
+#[derive(Debug)]
+pub struct MutationOutcome {
+    pub result: Result<Value, FunctionError>,
+    /// The last attempt's lines: earlier attempts conflicted and were thrown away, logs included.
+    pub log_lines: Vec<LogLine>,
+    /// The commit, when the mutation succeeded.
+    pub ts: Option<Timestamp>,
+}
+
+/// An action's run.
+#[derive(Debug)]
+pub struct ActionOutcome {
+    pub result: Result<Value, FunctionError>,
+    /// The action's lines, then those of the functions it ran, in the order they finished.
+    pub log_lines: Vec<LogLine>,
+}
+
+/// Who is calling and from where.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub(crate) identity: Identity,
+    /// May call internal functions: the server itself, or a function calling another.
+    internal: bool,
+    /// Actions around this call (0 for a call from outside).
+    action_depth: usize,
+}
+
+impl Caller {
+    fn outside(identity: &Identity) -> Caller {
+        Caller { identity: identity.clone(), internal: identity.may_call_internal(), action_depth: 0 }
+    }
+
+    /// A call made by the function this caller runs: same identity, internal functions allowed.
+    pub(crate) fn nested(&self) -> Caller {
+        Caller { internal: true, ..self.clone() }
+    }
+
+    pub(crate) fn nested_action(&self) -> Result<Caller, FunctionError> {
+        if self.action_depth >= MAX_ACTION_DEPTH {
+            return Err(FunctionError::failed(format!(
+                "Actions may nest at most {MAX_ACTION_DEPTH} deep (MAX_ACTION_DEPTH): an action ran itself without end?"
+            )));
+        }
+        Ok(self.nested())
+    }
+}
+
+/// Runs the functions of one registry against one store. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    store: Store,
+    registry: Registry,
+    cursor_key: CursorKey,
+}
+
+impl Runtime {
+    pub fn new(store: Store, registry: Registry) -> Runtime {
+        let cursor_key = CursorKey::new(store.secret());
+        Runtime { inner: Arc::new(RuntimeInner { store, registry, cursor_key }) }
+    }
+
+    /// Runs a query at the latest snapshot, or at `at` while that state is retained. `journal` is what
+    /// the previous run of the same query returned.
+    pub fn run_query(
+        &self,
+        path: &str,
+        args: Object,
+        identity: &Identity,
+        journal: Option<&str>,
+        at: Option<Timestamp>,
+    ) -> QueryOutcome {
+        self.call_query(path, args, &Caller::outside(identity), journal, at)
+    }
+
+    /// Runs a mutation in one serializable transaction, again from the start on every conflict.
+    pub async fn run_mutation(&self, path: &str, args: Object, identity: &Identity) -> MutationOutcome {
+        self.call_mutation(path, args, &Caller::outside(identity)).await
+    }
+
+    /// Runs an action as a task of its own.
+    pub async fn run_action(&self, path: &str, args: Object, identity: &Identity) -> ActionOutcome {
+        self.call_action(path, args, Caller::outside(identity)).await
+    }
+
+    pub(crate) fn call_query(
+        &self,
+        path: &str,
+        args: Object,
+        caller: &Caller,
+        journal: Option<&str>,
+        at: Option<Timestamp>,
+    ) -> QueryOutcome {
+        let store = &self.inner.store;
+        let latest = store.snapshot().ts();
+        let (mut tx, ts) = match at.map(|at| (store.begin_at(at), at)) {
+            None => {
+                let tx = store.begin();
+                let ts = tx.begin_ts();
+                (tx, ts)
+            }
+            Some((Some(tx), at)) => (tx, at),
+            Some((None, at)) => {
+                let why =
+                    if at > latest { "it is after the latest commit" } else { "that state is no longer retained" };
+                let error = FunctionError::failed(format!("Can't run a query at timestamp {at}: {why} ({latest})"));
+                return QueryOutcome {
+                    result: Err(error),
+                    log_lines: Vec::new(),
+                    read_set: ReadSet::new(),
+                    journal: None,
+                    ts: latest,
+                };
+            }
+        };
+        let prepared = self
+            .prepare(path, FunctionKind::Query, caller, args, &tx)
+            .and_then(|(function, args)| Ok((function, args, Journal::new(self.inner.cursor_key.clone(), journal)?)));
+        let (function, args, mut journal) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                let read_set = ReadSet::new();
+                return QueryOutcome { result: Err(error), log_lines: Vec::new(), read_set, journal: None, ts };
+            }
+        };
+        let Handler::Query(handler) = &function.handler else { unreachable!("prepare checked the kind") };
+        let database = Database::new(&mut tx, &mut journal, false);
+        let mut ctx = FunctionCtx::new(database, &caller.identity, now_millis());
+        let result = catch_panic(&function.path, || handler(&mut ctx, args));
+        let log_lines = ctx.into_logs().finish();
+        let result = result.and_then(|value| check_returns(function, value, &tx));
+        assert!(tx.is_read_only(), "the database of a query refuses writes");
+        finish(&function.path, &result, &log_lines);
+        QueryOutcome { result, log_lines, read_set: tx.read_set().clone(), journal: journal.finish(), ts }
+    }
+
+    pub(crate) async fn call_mutation(&self, path: &str, args: Object, caller: &Caller) -> MutationOutcome {
+        let store = &self.inner.store;
+        let (function, args) = match self.prepare(path, FunctionKind::Mutation, caller, args, &store.snapshot()) {
+            Ok(prepared) => prepared,
+            Err(error) => return MutationOutcome { result: Err(error), log_lines: Vec::new(), ts: None },
+        };
+        let Handler::Mutation(handler) = &function.handler else { unreachable!("prepare checked the kind") };
+        let mut logs = LogCollector::default();
+        let committed = store
+            .transact(|tx| {
+                let mut journal =
+                    Journal::new(self.inner.cursor_key.clone(), None).expect("starting without a journal never fails");
+                let database = Database::new(&mut *tx, &mut journal, true);
+                let mut ctx = FunctionCtx::new(database, &caller.identity, now_millis());
+                let result = catch_panic(&function.path, || handler(&mut ctx, args.clone()));
+                // Each attempt starts a fresh log: only the attempt that counts is reported.
+                logs = ctx.into_logs();
+                let result = result.and_then(|value| check_returns(function, value, &*tx));
+                if result.is_err() {
+                    // A failed mutation commits nothing: swap its writes for an empty transaction, whose
+                    // commit is a no-op.
+                    *tx = store.begin();
+                }
+                Ok(result)
+            })
+            .await;
+        let log_lines = logs.finish();
+        let (result, ts) = match committed {
+            Ok((Ok(value), ts)) => (Ok(value), Some(ts)),
+            Ok((Err(error), _)) => (Err(error), None),
+            Err(error) => (Err(error.into()), None),
+        };
+        finish(&function.path, &result, &log_lines);
+        MutationOutcome { result, log_lines, ts }
+    }
+
+    pub(crate) async fn call_action(&self, path: &str, args: Object, caller: Caller) -> ActionOutcome {
+        let (function, args) =
+            match self.prepare(path, FunctionKind::Action, &caller, args, &self.inner.store.snapshot()) {
+                Ok(prepared) => prepared,
+                Err(error) => return ActionOutcome { result: Err(error), log_lines: Vec::new() },
+            };
+        let Handler::Action(handler) = &function.handler else { unreachable!("prepare checked the kind") };
+        let logs = Arc::new(Mutex::new(LogCollector::default()));
+        let caller = Caller { action_depth: caller.action_depth + 1, ..caller };
+        assert!(caller.action_depth <= MAX_ACTION_DEPTH, "`nested_action` checks the depth before the call");
+        let ctx = ActionCtx::new(self.clone(), caller, Arc::clone(&logs));
+        let result = match catch_panic(&function.path, || Ok(handler(ctx, args))) {
+            // A task of its own, so a panic while it is polled fails this call and nothing else.
+            Ok(work) => tokio::spawn(work).await.unwrap_or_else(|failure| {
+                let why = match failure.try_into_panic() {
+                    Ok(payload) => format!("panicked: {}", panic_message(payload.as_ref())),
+                    Err(failure) => format!("was stopped: {failure}"),
+                };
+                Err(FunctionError::internal(format!("`{}` {why}", function.path)))
+            }),
+            Err(error) => Err(error),
+        };
+        let result = result.and_then(|value| check_returns(function, value, &self.inner.store.snapshot()));
+        // Clones of the context may outlive the call (tasks the action spawned): take the lines out.
+        let log_lines = std::mem::take(&mut *logs.lock().unwrap_or_else(PoisonError::into_inner)).finish();
+        finish(&function.path, &result, &log_lines);
+        ActionOutcome { result, log_lines }
+    }
+
+    /// Finds the function, checks the caller may run it as `kind`, and validates the arguments.
+    fn prepare(
+        &self,
+        path: &str,
+        kind: FunctionKind,
+        caller: &Caller,
+        args: Object,
+        tables: &dyn IdTableResolver,
+    ) -> Result<(&Registered, Object), FunctionError> {
+        let path = FunctionPath::parse(path)?;
+        let visible = |function: &&Registered| function.visibility == Visibility::Public || caller.internal;
+        // An internal function is as absent to clients as an unknown one: its existence is not theirs to know.
+        let Some(function) = self.inner.registry.get(&path).filter(visible) else {
+            let public = if caller.internal { "" } else { "public " };
+            return Err(FunctionError::failed(format!("Could not find {public}function for '{path}'")));
+        };
+        if function.kind() != kind {
+            return Err(FunctionError::failed(format!(
+                "Trying to execute {path} as {kind}, but it is defined as {}.",
+                function.kind()
+            )));
+        }
+        let args = Value::Object(args);
+        if let Err(error) = function.args.validate(&args, tables) {
+            return Err(FunctionError::failed(format!("ArgumentValidationError in `{path}`: {error}")));
+        }
+        let Value::Object(args) = args else { unreachable!("wrapped above") };
+        Ok((function, args))
+    }
+}
+
+fn check_returns(function: &Registered, value: Value, tables: &dyn IdTableResolver) -> Result<Value, FunctionError> {
+    if let Some(returns) = &function.returns
+        && let Err(error) = returns.validate(&value, tables)
+    {
+        return Err(FunctionError::failed(format!("ReturnsValidationError in `{}`: {error}", function.path)));
+    }
+    Ok(value)
+}
+
+/// Runs a handler, turning a panic into an internal error of this call.
+fn catch_panic<T>(path: &FunctionPath, run: impl FnOnce() -> Result<T, FunctionError>) -> Result<T, FunctionError> {
+    // Unwind safety: whatever the handler was changing (its context, its transaction) is thrown away
+    // with the failed call, never looked at again.
+    catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|payload| {
+        Err(FunctionError::internal(format!("`{path}` panicked: {}", panic_message(payload.as_ref()))))
+    })
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(message), _) => message,
+        (None, Some(message)) => message,
+        (None, None) => "(a panic without a message)",
+    }
+}
+
+/// Reports a finished call to `tracing`: its log lines, and its internal error, which only the server
+/// gets to see in full.
+fn finish(path: &FunctionPath, result: &Result<Value, FunctionError>, log_lines: &[LogLine]) {
+    emit(path, log_lines);
+    if let Err(FunctionError::Internal(message)) = result {
+        tracing::error!(function = %path, "{message}");
+    }
+}
+
+fn now_millis() -> f64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is before 1970");
+    since_epoch.as_secs_f64() * 1_000.0
+}
