@@ -21,6 +21,8 @@ pub fn run(effort: Effort, report: &mut Report) {
         let mut engine_rates = Vec::new();
         let mut raw_rates = Vec::new();
         let mut batch_sizes = Vec::new();
+        let mut cpu_per_commit = Vec::new();
+        let mut cores_busy = Vec::new();
         for _ in 0..effort.runs {
             let engine = engine_run(writers, effort.duration);
             // A commit in the log is its documents plus 37 bytes of framing (the store's persistence
@@ -29,11 +31,15 @@ pub fn run(effort: Effort, report: &mut Report) {
             let raw = raw_sqlite_run(batch, engine.bytes_per_commit + 37, effort.duration);
             engine_rates.push(engine.commits_per_second);
             batch_sizes.push(engine.commits_per_batch);
+            cpu_per_commit.push(engine.cpu_micros_per_commit);
+            cores_busy.push(engine.cores_busy);
             raw_rates.push(raw);
         }
         let engine = report.add(SECTION, &format!("engine, {writers} writers"), "commits/s", engine_rates);
         let raw = report.add(SECTION, &format!("raw SQLite, same I/O as {writers} writers"), "commits/s", raw_rates);
         let batch = report.add(SECTION, &format!("commits per fsync, {writers} writers"), "commits", batch_sizes);
+        report.add(SECTION, &format!("CPU per commit (whole process), {writers} writers"), "µs", cpu_per_commit);
+        report.add(SECTION, &format!("cores busy (whole process), {writers} writers"), "cores", cores_busy);
         report.note(format!(
             "{writers} writers: engine at {:.0}% of raw SQLite with the same batching ({batch:.1} commits per fsync)",
             100.0 * engine / raw
@@ -45,6 +51,20 @@ struct EngineRun {
     commits_per_second: f64,
     commits_per_batch: f64,
     bytes_per_commit: usize,
+    /// CPU time of the whole process (writers, committer, disk stage) per commit.
+    cpu_micros_per_commit: f64,
+    cores_busy: f64,
+}
+
+/// CPU seconds this process has used, user and system (Linux: fields 14 and 15 of /proc/self/stat, in
+/// clock ticks of 1/100 s).
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The command name (field 2) may hold spaces; the fields after it start past its closing parenthesis.
+    let after_name = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    ticks as f64 / 100.0
 }
 
 /// `writers` tasks each insert one small document per transaction, as fast as commits return.
@@ -55,6 +75,7 @@ fn engine_run(writers: usize, duration: Duration) -> EngineRun {
     store.transact_blocking(|tx| tx.insert("bench", Object::new())).expect("create table");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let before = store.stats();
+    let cpu_before = process_cpu_seconds();
     let committed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -83,6 +104,7 @@ fn engine_run(writers: usize, duration: Duration) -> EngineRun {
         }
     });
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds() - cpu_before;
     let after = store.stats();
     let commits = after.commits - before.commits;
     assert_eq!(commits, committed.load(Ordering::Relaxed), "every acknowledged commit was counted by the store");
@@ -90,6 +112,8 @@ fn engine_run(writers: usize, duration: Duration) -> EngineRun {
         commits_per_second: commits as f64 / elapsed,
         commits_per_batch: commits as f64 / (after.batches - before.batches).max(1) as f64,
         bytes_per_commit: ((after.logged_bytes - before.logged_bytes) / commits.max(1)) as usize,
+        cpu_micros_per_commit: cpu * 1e6 / commits.max(1) as f64,
+        cores_busy: cpu / elapsed,
     }
 }
 
