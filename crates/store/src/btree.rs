@@ -471,7 +471,8 @@ mod tests {
                     .copied()
                     .filter(|k| {
                         use std::ops::RangeBounds;
-                        (as_ref(&lower), as_ref(&upper)).contains(&&k.to_be_bytes()[..])
+                        let key: &[u8] = &k.to_be_bytes();
+                        RangeBounds::<&[u8]>::contains(&(as_ref(&lower), as_ref(&upper)), &key)
                     })
                     .collect();
                 let mut expected = in_range.clone();

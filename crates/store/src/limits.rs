@@ -34,5 +34,7 @@ pub const MAX_SNAPSHOTS_AWAITING_RECLAIM: usize = 64;
 /// Commit records buffered for each change-stream subscriber; a slower subscriber sees `Lagged`.
 pub const CHANGE_STREAM_CAPACITY: usize = 4_096;
 
-/// Attempts `Store::transact` makes before giving up on a conflicting transaction.
-pub const MAX_TRANSACTION_ATTEMPTS: u32 = 16;
+/// Attempts `Store::transact` makes before giving up on a conflicting transaction. Every conflict
+/// means another transaction committed, so the store as a whole always progresses; this bounds how
+/// long one unlucky transaction on a hot document keeps trying (with backoff, about a second in all).
+pub const MAX_TRANSACTION_ATTEMPTS: u32 = 32;

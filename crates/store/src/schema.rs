@@ -52,15 +52,26 @@ impl TableSchema {
 }
 
 impl Schema {
-    /// Checks names, duplicates and limits before anything is written.
+    /// Checks an app's schema: names, duplicates and limits, before anything is written.
     pub fn check(&self) -> Result<(), TransactionError> {
+        self.check_tables(false)
+    }
+
+    /// Checks a schema of system tables (see `Store::apply_system_schema`): every table name starts
+    /// with `_` and none is the catalog.
+    pub(crate) fn check_system(&self) -> Result<(), TransactionError> {
+        self.check_tables(true)
+    }
+
+    fn check_tables(&self, system: bool) -> Result<(), TransactionError> {
         let invalid = |message: String| Err(TransactionError::InvalidSchema(message));
         let mut table_names = std::collections::HashSet::new();
         for table in &self.tables {
             validate_identifier("table", &table.name)?;
-            if table.name.starts_with('_') {
+            let catalog = table.name == crate::snapshot::TABLES_TABLE || table.name == crate::snapshot::INDEXES_TABLE;
+            if table.name.starts_with('_') != system || catalog {
                 return invalid(format!(
-                    "table `{}`: names starting with `_` are reserved for system tables",
+                    "table `{}`: names starting with `_` are for system tables, and only they may use them",
                     table.name
                 ));
             }

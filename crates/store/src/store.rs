@@ -219,6 +219,13 @@ impl Store {
         self.transact_blocking(|transaction| apply_schema(transaction, schema)).map(|((), ts)| ts)
     }
 
+    /// Declares system tables (names starting with `_`) and their indexes, for the layers above the
+    /// store (scheduled jobs, environment variables, ...). Never for an app's schema.
+    pub async fn apply_system_schema(&self, schema: &Schema) -> Result<Timestamp, CommitError> {
+        schema.check_system()?;
+        self.transact(|transaction| apply_schema(transaction, schema)).await.map(|((), ts)| ts)
+    }
+
     fn prepare(&self, transaction: Transaction) -> Result<Prepared, CommitError> {
         if transaction.is_read_only() {
             let ts = transaction.begin_ts();

@@ -286,8 +286,8 @@ impl Transaction {
 
     // Schema changes, used by `Store::apply_schema` inside an ordinary transaction.
 
+    /// Creates a table of the schema if it does not exist yet (`Schema` checked its name).
     pub(crate) fn ensure_table(&mut self, table: &str) -> Result<(), TransactionError> {
-        Access::User.check_table_name(table)?;
         if self.resolve_table(table)?.is_none() {
             self.create_table(table)?;
         }

@@ -540,3 +540,18 @@ fn transactions_can_begin_at_a_retained_past_timestamp() {
     let future = Timestamp::from_nanos(store.snapshot().ts().nanos() + 1);
     assert!(store.begin_at(future).is_none(), "the future is not readable yet");
 }
+
+#[tokio::test]
+async fn system_schemas_declare_indexes_on_system_tables_only() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path());
+    let jobs = Schema { tables: vec![TableSchema::new("_jobs").index("by_state", &["state"])] };
+    let error = store.apply_schema(&jobs).await.unwrap_err();
+    assert!(matches!(error, CommitError::Transaction(TransactionError::InvalidSchema(_))), "{error}");
+    store.apply_system_schema(&jobs).await.unwrap();
+    assert_eq!(store.snapshot().index_names("_jobs").unwrap(), vec!["by_id", "by_creation_time", "by_state"]);
+    for bad in ["users", "_tables"] {
+        let schema = Schema { tables: vec![TableSchema::new(bad)] };
+        assert!(store.apply_system_schema(&schema).await.is_err(), "`{bad}` is not a system table to declare");
+    }
+}
