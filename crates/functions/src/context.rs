@@ -4,15 +4,19 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use livebase_query::{Journal, PaginationOptions, PaginationResult, Query};
 use livebase_store::{Document, Transaction};
 use livebase_value::{DocumentId, Object, Value};
 
+use crate::env;
 use crate::error::FunctionError;
 use crate::log::{LogCollector, LogLevel};
-use crate::runtime::{Caller, Runtime};
+use crate::runtime::{Caller, Runtime, now_millis};
+use crate::scheduler::{self, check_scheduled_count};
 
 /// Who is calling.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,32 +92,32 @@ impl<'a> Database<'a> {
     }
 
     pub fn insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, FunctionError> {
-        self.check_writable("insert")?;
+        self.check_writable("db.insert")?;
         Ok(self.tx.insert(table, fields)?)
     }
 
     /// Shallow-merges `changes` into a document: `Some` sets a field, `None` removes it.
     pub fn patch(&mut self, id: DocumentId, changes: BTreeMap<String, Option<Value>>) -> Result<(), FunctionError> {
-        self.check_writable("patch")?;
+        self.check_writable("db.patch")?;
         Ok(self.tx.patch(id, changes)?)
     }
 
     pub fn replace(&mut self, id: DocumentId, fields: Object) -> Result<(), FunctionError> {
-        self.check_writable("replace")?;
+        self.check_writable("db.replace")?;
         Ok(self.tx.replace(id, fields)?)
     }
 
     pub fn delete(&mut self, id: DocumentId) -> Result<(), FunctionError> {
-        self.check_writable("delete")?;
+        self.check_writable("db.delete")?;
         Ok(self.tx.delete(id)?)
     }
 
-    fn check_writable(&self, operation: &str) -> Result<(), FunctionError> {
+    pub(crate) fn check_writable(&self, operation: &str) -> Result<(), FunctionError> {
         if self.writable {
             return Ok(());
         }
         Err(FunctionError::failed(format!(
-            "`db.{operation}` is not allowed in a query: queries only read (write in a mutation)"
+            "`{operation}` is not allowed in a query: queries only read (write in a mutation)"
         )))
     }
 }
@@ -154,11 +158,23 @@ pub struct FunctionCtx<'a> {
     identity: &'a Identity,
     now: f64,
     logs: LogCollector,
+    jobs_scheduled: usize,
 }
 
 impl<'a> FunctionCtx<'a> {
     pub(crate) fn new(db: Database<'a>, identity: &'a Identity, now: f64) -> FunctionCtx<'a> {
-        FunctionCtx { db, identity, now, logs: LogCollector::default() }
+        FunctionCtx { db, identity, now, logs: LogCollector::default(), jobs_scheduled: 0 }
+    }
+
+    /// Schedules and cancels jobs in this call's transaction: they exist only if the mutation commits.
+    pub fn scheduler(&mut self) -> Scheduler<'_, 'a> {
+        Scheduler { ctx: self }
+    }
+
+    /// An environment variable of the deployment (`process.env`). The read is recorded, so a query
+    /// re-runs when environment variables change.
+    pub fn env(&mut self, name: &str) -> Result<Option<String>, FunctionError> {
+        Ok(env::get(self.db.tx, name)?)
     }
 
     pub fn db(&mut self) -> &mut Database<'a> {
@@ -185,17 +201,60 @@ impl<'a> FunctionCtx<'a> {
     }
 }
 
+/// `ctx.scheduler` of a mutation: writes go into the mutation's transaction.
+pub struct Scheduler<'c, 'a> {
+    ctx: &'c mut FunctionCtx<'a>,
+}
+
+impl Scheduler<'_, '_> {
+    /// Schedules the mutation or action at `path` to run `delay` after this call started.
+    pub fn run_after(&mut self, delay: Duration, path: &str, args: Object) -> Result<DocumentId, FunctionError> {
+        self.schedule("scheduler.runAfter", self.ctx.now + delay.as_secs_f64() * 1_000.0, path, args)
+    }
+
+    /// Schedules the mutation or action at `path` to run at `time`, milliseconds since the Unix epoch
+    /// (a time past runs as soon as possible).
+    pub fn run_at(&mut self, time: f64, path: &str, args: Object) -> Result<DocumentId, FunctionError> {
+        self.schedule("scheduler.runAt", time, path, args)
+    }
+
+    /// Cancels a job that has not finished.
+    pub fn cancel(&mut self, id: DocumentId) -> Result<(), FunctionError> {
+        self.ctx.db.check_writable("scheduler.cancel")?;
+        scheduler::cancel(self.ctx.db.tx, id, self.ctx.now)
+    }
+
+    fn schedule(&mut self, operation: &str, at: f64, path: &str, args: Object) -> Result<DocumentId, FunctionError> {
+        self.ctx.db.check_writable(operation)?;
+        check_scheduled_count(self.ctx.jobs_scheduled)?;
+        self.ctx.jobs_scheduled += 1;
+        scheduler::schedule(self.ctx.db.tx, path, args, at, self.ctx.now)
+    }
+}
+
 /// The context of an action. Cheap to clone; clones share the action's log.
 #[derive(Clone)]
 pub struct ActionCtx {
     runtime: Runtime,
     caller: Caller,
     logs: Arc<Mutex<LogCollector>>,
+    /// Jobs scheduled by this action and its clones.
+    jobs_scheduled: Arc<AtomicUsize>,
 }
 
 impl ActionCtx {
     pub(crate) fn new(runtime: Runtime, caller: Caller, logs: Arc<Mutex<LogCollector>>) -> ActionCtx {
-        ActionCtx { runtime, caller, logs }
+        ActionCtx { runtime, caller, logs, jobs_scheduled: Arc::default() }
+    }
+
+    /// Schedules and cancels jobs, each in a transaction of its own.
+    pub fn scheduler(&self) -> ActionScheduler<'_> {
+        ActionScheduler { ctx: self }
+    }
+
+    /// An environment variable of the deployment (`process.env`), as of the latest commit.
+    pub fn env(&self, name: &str) -> Result<Option<String>, FunctionError> {
+        self.runtime.get_env(name)
     }
 
     pub fn auth(&self) -> Auth<'_> {
@@ -215,7 +274,7 @@ impl ActionCtx {
 
     /// Runs a mutation (public or internal) in its own transaction, as the action's caller.
     pub async fn run_mutation(&self, path: &str, args: Object) -> Result<Value, FunctionError> {
-        let outcome = self.runtime.call_mutation(path, args, &self.caller.nested()).await;
+        let outcome = self.runtime.call_mutation(path, args, &self.caller.nested(), None).await;
         self.keep_logs(outcome.log_lines);
         outcome.result
     }
@@ -230,5 +289,33 @@ impl ActionCtx {
 
     fn keep_logs(&self, lines: Vec<crate::LogLine>) {
         self.logs.lock().unwrap_or_else(PoisonError::into_inner).extend(lines);
+    }
+}
+
+/// `ctx.scheduler` of an action: each call commits on its own.
+pub struct ActionScheduler<'c> {
+    ctx: &'c ActionCtx,
+}
+
+impl ActionScheduler<'_> {
+    /// Schedules the mutation or action at `path` to run `delay` from now.
+    pub async fn run_after(&self, delay: Duration, path: &str, args: Object) -> Result<DocumentId, FunctionError> {
+        self.run_at(now_millis() + delay.as_secs_f64() * 1_000.0, path, args).await
+    }
+
+    /// Schedules the mutation or action at `path` to run at `time`, milliseconds since the Unix epoch.
+    pub async fn run_at(&self, time: f64, path: &str, args: Object) -> Result<DocumentId, FunctionError> {
+        check_scheduled_count(self.ctx.jobs_scheduled.fetch_add(1, Ordering::Relaxed))?;
+        let now = now_millis();
+        let store = self.ctx.runtime.store();
+        let (scheduled, _) = store.transact(|tx| Ok(scheduler::schedule(tx, path, args.clone(), time, now))).await?;
+        scheduled
+    }
+
+    /// Cancels a job that has not finished.
+    pub async fn cancel(&self, id: DocumentId) -> Result<(), FunctionError> {
+        let now = now_millis();
+        let (canceled, _) = self.ctx.runtime.store().transact(|tx| Ok(scheduler::cancel(tx, id, now))).await?;
+        canceled
     }
 }

@@ -96,6 +96,12 @@ pub enum RegistryError {
     InvalidPath(#[from] PathError),
     #[error("Function `{0}` is registered twice")]
     Duplicate(FunctionPath),
+    #[error("Cron `{0}` is declared twice")]
+    DuplicateCron(String),
+    #[error("Can't declare cron `{0}`: an app declares at most {max} crons (MAX_CRON_JOBS)", max = crate::limits::MAX_CRON_JOBS)]
+    TooManyCrons(String),
+    #[error("Invalid cron `{name}`: {why}")]
+    InvalidCron { name: String, why: String },
     #[error("The arguments validator of `{path}` must be an object validator (`v.object({{...}})`), not `{validator}`")]
     ArgsNotObject { path: FunctionPath, validator: String },
 }

@@ -5,7 +5,8 @@
 //! database inside one transaction, the caller's identity, logging), and the one function-call
 //! interface every language goes through (`runtime.rs`: Rust handlers now, TypeScript through QuickJS
 //! later): resolve the path, check the caller and the arguments, run the handler (catching panics),
-//! check the result, return it with the call's log lines. Values cross it as [`Value`]s. No sockets:
+//! check the result, return it with the call's log lines. Scheduled jobs and crons (`scheduler.rs`)
+//! and environment variables (`env.rs`) live in system tables of the store. Values cross it as [`Value`]s. No sockets:
 //! the sync and HTTP layers call [`Runtime`].
 //!
 //! ```
@@ -101,6 +102,7 @@
 //! ```
 
 mod context;
+mod env;
 mod error;
 pub mod limits;
 mod log;
@@ -108,15 +110,22 @@ mod pagination;
 mod path;
 mod registry;
 mod runtime;
+mod scheduler;
 mod typed;
 
-pub use context::{ActionCtx, Auth, Database, FunctionCtx, Identity, QueryRun, UserIdentity};
+pub use context::{
+    ActionCtx, ActionScheduler, Auth, Database, FunctionCtx, Identity, QueryRun, Scheduler, UserIdentity,
+};
+pub use env::ENVIRONMENT_VARIABLES_TABLE;
 pub use error::{FunctionError, INTERNAL_ERROR_MESSAGE, RegistryError};
 pub use log::{LogLevel, LogLine};
 pub use pagination::{pagination_options, pagination_opts_validator, pagination_result};
 pub use path::{DEFAULT_FUNCTION_NAME, FunctionPath, PathError};
 pub use registry::{ActionFuture, Function, FunctionKind, Registry, Visibility};
 pub use runtime::{ActionOutcome, MutationOutcome, QueryOutcome, Runtime};
+pub use scheduler::{
+    CRON_JOBS_TABLE, CronSchedule, JobState, SCHEDULED_FUNCTIONS_TABLE, ScheduledJob, SchedulerHandle,
+};
 pub use typed::from_args;
 
 use livebase_value::{ObjectField, Validator};

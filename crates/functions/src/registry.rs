@@ -11,7 +11,9 @@ use livebase_value::{Object, Validator, Value};
 
 use crate::context::{ActionCtx, FunctionCtx};
 use crate::error::{FunctionError, RegistryError};
+use crate::limits::MAX_CRON_JOBS;
 use crate::path::FunctionPath;
+use crate::scheduler::{Cron, CronSchedule};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FunctionKind {
@@ -127,10 +129,11 @@ impl Registered {
     }
 }
 
-/// Every function of an app, by path.
+/// Every function of an app, by path, and its crons, by name.
 #[derive(Default)]
 pub struct Registry {
     functions: BTreeMap<FunctionPath, Registered>,
+    crons: BTreeMap<String, Cron>,
 }
 
 impl Registry {
@@ -151,6 +154,34 @@ impl Registry {
         let registered = Registered { path: path.clone(), visibility, args, returns, handler };
         self.functions.insert(path, registered);
         Ok(self)
+    }
+
+    /// Declares a cron (Convex's `crons.interval` / `crons.cron`): `path` runs with `args` on `schedule`
+    /// once the scheduler runs (`Runtime::start_scheduler`). Whether `path` names a mutation or an
+    /// action is checked when it runs, as for any scheduled job.
+    pub fn cron(
+        &mut self,
+        name: &str,
+        schedule: CronSchedule,
+        path: &str,
+        args: Object,
+    ) -> Result<&mut Registry, RegistryError> {
+        if name.trim().is_empty() {
+            return Err(RegistryError::InvalidCron { name: name.to_owned(), why: "its name is empty".to_owned() });
+        }
+        if self.crons.contains_key(name) {
+            return Err(RegistryError::DuplicateCron(name.to_owned()));
+        }
+        if self.crons.len() >= MAX_CRON_JOBS {
+            return Err(RegistryError::TooManyCrons(name.to_owned()));
+        }
+        let cron = Cron::new(name, schedule, path, args)?;
+        self.crons.insert(name.to_owned(), cron);
+        Ok(self)
+    }
+
+    pub(crate) fn crons(&self) -> &BTreeMap<String, Cron> {
+        &self.crons
     }
 
     pub(crate) fn get(&self, path: &FunctionPath) -> Option<&Registered> {

@@ -3,20 +3,24 @@
 //! check the return value, and hand back the result with the log lines.
 
 use std::any::Any;
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use livebase_query::{CursorKey, Journal};
 use livebase_store::{ReadSet, Store, Timestamp};
-use livebase_value::{IdTableResolver, Object, Value};
+use livebase_value::{DocumentId, IdTableResolver, Object, Value};
 
 use crate::context::{ActionCtx, Database, FunctionCtx, Identity};
+use crate::env;
 use crate::error::FunctionError;
 use crate::limits::MAX_ACTION_DEPTH;
 use crate::log::{LogCollector, LogLine, emit};
 use crate::path::FunctionPath;
-use crate::registry::{FunctionKind, Handler, Registered, Registry, Visibility};
+use crate::registry::{ActionFuture, FunctionKind, Handler, Registered, Registry, Visibility};
+use crate::scheduler::{self, Cron, JobState, ScheduledJob};
 
 /// A query's run.
 #[derive(Debug)]
@@ -60,7 +64,7 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    fn outside(identity: &Identity) -> Caller {
+    pub(crate) fn outside(identity: &Identity) -> Caller {
         Caller { identity: identity.clone(), internal: identity.may_call_internal(), action_depth: 0 }
     }
 
@@ -112,7 +116,7 @@ impl Runtime {
 
     /// Runs a mutation in one serializable transaction, again from the start on every conflict.
     pub async fn run_mutation(&self, path: &str, args: Object, identity: &Identity) -> MutationOutcome {
-        self.call_mutation(path, args, &Caller::outside(identity)).await
+        self.call_mutation(path, args, &Caller::outside(identity), None).await
     }
 
     /// Runs an action as a task of its own.
@@ -171,7 +175,15 @@ impl Runtime {
         QueryOutcome { result, log_lines, read_set: tx.read_set().clone(), journal: journal.finish(), ts }
     }
 
-    pub(crate) async fn call_mutation(&self, path: &str, args: Object, caller: &Caller) -> MutationOutcome {
+    /// Runs a mutation; for a scheduled `job`, settles the job in the mutation's own transaction (or
+    /// commits nothing when the job is no longer pending), so the job runs exactly once.
+    pub(crate) async fn call_mutation(
+        &self,
+        path: &str,
+        args: Object,
+        caller: &Caller,
+        job: Option<DocumentId>,
+    ) -> MutationOutcome {
         let store = &self.inner.store;
         let (function, args) = match self.prepare(path, FunctionKind::Mutation, caller, args, &store.snapshot()) {
             Ok(prepared) => prepared,
@@ -184,7 +196,8 @@ impl Runtime {
                 let mut journal =
                     Journal::new(self.inner.cursor_key.clone(), None).expect("starting without a journal never fails");
                 let database = Database::new(&mut *tx, &mut journal, true);
-                let mut ctx = FunctionCtx::new(database, &caller.identity, now_millis());
+                let now = now_millis();
+                let mut ctx = FunctionCtx::new(database, &caller.identity, now);
                 let result = catch_panic(&function.path, || handler(&mut ctx, args.clone()));
                 // Each attempt starts a fresh log: only the attempt that counts is reported.
                 logs = ctx.into_logs();
@@ -193,6 +206,13 @@ impl Runtime {
                     // A failed mutation commits nothing: swap its writes for an empty transaction, whose
                     // commit is a no-op.
                     *tx = store.begin();
+                }
+                if let Some(job) = job
+                    && !scheduler::settle(tx, job, JobState::Pending, &result, now)?
+                {
+                    *tx = store.begin();
+                    let why = format!("Scheduled job `{}` is no longer pending: not run", job.encode());
+                    return Ok(Err(FunctionError::failed(why)));
                 }
                 Ok(result)
             })
@@ -208,6 +228,35 @@ impl Runtime {
     }
 
     pub(crate) async fn call_action(&self, path: &str, args: Object, caller: Caller) -> ActionOutcome {
+        // A task of its own, so a panic while it is polled fails this call and nothing else.
+        self.call_action_with(path, args, caller, |path, work| async move {
+            tokio::spawn(work).await.unwrap_or_else(|failure| {
+                let why = match failure.try_into_panic() {
+                    Ok(payload) => format!("panicked: {}", panic_message(payload.as_ref())),
+                    Err(failure) => format!("was stopped: {failure}"),
+                };
+                Err(FunctionError::internal(format!("`{path}` {why}")))
+            })
+        })
+        .await
+    }
+
+    /// Runs an action in the calling task, for a caller that isolates panics itself (the scheduler).
+    pub(crate) async fn call_action_here(&self, path: &str, args: Object, caller: Caller) -> ActionOutcome {
+        self.call_action_with(path, args, caller, |_, work| work).await
+    }
+
+    /// Runs an action, its handler's work driven to the end by `drive`.
+    async fn call_action_with<F>(
+        &self,
+        path: &str,
+        args: Object,
+        caller: Caller,
+        drive: impl FnOnce(FunctionPath, ActionFuture) -> F,
+    ) -> ActionOutcome
+    where
+        F: Future<Output = Result<Value, FunctionError>>,
+    {
         let (function, args) =
             match self.prepare(path, FunctionKind::Action, &caller, args, &self.inner.store.snapshot()) {
                 Ok(prepared) => prepared,
@@ -219,14 +268,7 @@ impl Runtime {
         assert!(caller.action_depth <= MAX_ACTION_DEPTH, "`nested_action` checks the depth before the call");
         let ctx = ActionCtx::new(self.clone(), caller, Arc::clone(&logs));
         let result = match catch_panic(&function.path, || Ok(handler(ctx, args))) {
-            // A task of its own, so a panic while it is polled fails this call and nothing else.
-            Ok(work) => tokio::spawn(work).await.unwrap_or_else(|failure| {
-                let why = match failure.try_into_panic() {
-                    Ok(payload) => format!("panicked: {}", panic_message(payload.as_ref())),
-                    Err(failure) => format!("was stopped: {failure}"),
-                };
-                Err(FunctionError::internal(format!("`{}` {why}", function.path)))
-            }),
+            Ok(work) => drive(function.path.clone(), work).await,
             Err(error) => Err(error),
         };
         let result = result.and_then(|value| check_returns(function, value, &self.inner.store.snapshot()));
@@ -234,6 +276,50 @@ impl Runtime {
         let log_lines = std::mem::take(&mut *logs.lock().unwrap_or_else(PoisonError::into_inner)).finish();
         finish(&function.path, &result, &log_lines);
         ActionOutcome { result, log_lines }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub(crate) fn crons(&self) -> &BTreeMap<String, Cron> {
+        self.inner.registry.crons()
+    }
+
+    /// The kind of the function at `path`, if there is one.
+    pub(crate) fn function_kind(&self, path: &FunctionPath) -> Option<FunctionKind> {
+        self.inner.registry.get(path).map(Registered::kind)
+    }
+
+    /// Every scheduled job (`_scheduled_functions`) as of the latest commit, in order of scheduling.
+    pub fn scheduled_jobs(&self) -> Vec<ScheduledJob> {
+        scheduler::jobs(&self.inner.store.snapshot())
+    }
+
+    /// Sets an environment variable of the deployment. Names match `[A-Za-z_][A-Za-z0-9_]*` and are at
+    /// most `MAX_ENV_VAR_NAME_LEN` characters; values at most `MAX_ENV_VAR_VALUE_BYTES`; a deployment
+    /// has at most `MAX_ENV_VARS`.
+    pub async fn set_env(&self, name: &str, value: &str) -> Result<Timestamp, FunctionError> {
+        env::check_name(name)?;
+        env::check_value(name, value)?;
+        let (set, ts) = self.inner.store.transact(|tx| env::set(tx, name, value)).await?;
+        if set { Ok(ts) } else { Err(env::too_many(name)) }
+    }
+
+    /// The value of an environment variable, as of the latest commit.
+    pub fn get_env(&self, name: &str) -> Result<Option<String>, FunctionError> {
+        Ok(env::get(&mut self.inner.store.begin(), name)?)
+    }
+
+    /// Every environment variable, by name, as of the latest commit.
+    pub fn list_env(&self) -> Result<BTreeMap<String, String>, FunctionError> {
+        Ok(env::list(&mut self.inner.store.begin())?)
+    }
+
+    /// Removes an environment variable; `false` when it was not set.
+    pub async fn remove_env(&self, name: &str) -> Result<bool, FunctionError> {
+        let (removed, _) = self.inner.store.transact(|tx| env::remove(tx, name)).await?;
+        Ok(removed)
     }
 
     /// Finds the function, checks the caller may run it as `kind`, and validates the arguments.
@@ -302,7 +388,7 @@ fn finish(path: &FunctionPath, result: &Result<Value, FunctionError>, log_lines:
     }
 }
 
-fn now_millis() -> f64 {
+pub(crate) fn now_millis() -> f64 {
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is before 1970");
     since_epoch.as_secs_f64() * 1_000.0
 }
