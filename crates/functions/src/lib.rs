@@ -134,3 +134,9 @@ use livebase_value::{ObjectField, Validator};
 pub fn object_validator<'a>(fields: impl IntoIterator<Item = (&'a str, ObjectField)>) -> Validator {
     Validator::Object(fields.into_iter().map(|(name, field)| (name.to_owned(), field)).collect())
 }
+
+/// Compiles the README's examples (this crate depends on every crate they use), so they keep
+/// matching the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;

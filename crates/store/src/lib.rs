@@ -32,8 +32,3 @@ pub use snapshot::{INDEXES_TABLE, Snapshot, TABLES_TABLE};
 pub use store::{Store, StoreConfig};
 pub use timestamp::Timestamp;
 pub use transaction::{Scan, SystemTables, Transaction};
-
-/// Compiles the README's examples, so they keep matching the API.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeExamples;
