@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The official Convex npm client, for the server's conformance test (pinned in its package-lock.json).
+if [ ! -d crates/server/tests/js/node_modules ]; then
+  npm ci --prefix crates/server/tests/js --no-audit --no-fund
+fi
+
 # cargo-nextest runs test binaries in parallel and reports each; fall back to cargo test without it.
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

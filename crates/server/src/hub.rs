@@ -1,0 +1,187 @@
+//! The meeting point of the change stream and the connections: one task reads the store's commits
+//! in order and matches them against every live query's read set; each connection learns which of
+//! its subscriptions are stale and at which timestamp it may rerun them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use livebase_store::{CommitRecord, KeyInterval, Store, Timestamp};
+use livebase_sync::SubscriptionId;
+use tokio::sync::{Notify, broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::subscriptions::Subscriptions;
+
+pub(crate) type ConnectionId = u64;
+
+/// Who owns a read set: one subscription of one connection.
+type Owner = (ConnectionId, SubscriptionId);
+
+pub(crate) struct Hub {
+    state: Mutex<State>,
+    /// The watermark, for connections waiting for a commit (their mutation's) to be matched.
+    watermark: watch::Sender<Timestamp>,
+    next_connection: AtomicU64,
+}
+
+/// One lock over both, so that a connection sees the invalidations of exactly the commits up to
+/// the watermark it reads: it must never rerun at a timestamp whose invalidations it has not had.
+struct State {
+    subscriptions: Subscriptions<Owner>,
+    connections: HashMap<ConnectionId, Mailbox>,
+}
+
+/// What the hub tells one connection. Bounded by the connection's subscriptions.
+#[derive(Default)]
+struct Mailbox {
+    stale: HashSet<SubscriptionId>,
+    registered: HashSet<SubscriptionId>,
+    notify: Arc<Notify>,
+}
+
+/// A connection's end of the hub; unregisters everything when dropped.
+pub(crate) struct Registration {
+    hub: Arc<Hub>,
+    id: ConnectionId,
+    /// Woken when a subscription goes stale.
+    pub(crate) notify: Arc<Notify>,
+    pub(crate) watermark: watch::Receiver<Timestamp>,
+}
+
+impl Hub {
+    /// Starts the task that follows the store's change stream until `shutdown`.
+    pub(crate) fn start(store: Store, shutdown: CancellationToken) -> Arc<Hub> {
+        // Subscribe before reading the latest timestamp: every commit after it is then on the stream.
+        let commits = store.subscribe();
+        let ts = store.snapshot().ts();
+        let hub = Arc::new(Hub {
+            state: Mutex::new(State { subscriptions: Subscriptions::new(ts), connections: HashMap::new() }),
+            watermark: watch::Sender::new(ts),
+            next_connection: AtomicU64::new(0),
+        });
+        tokio::spawn(Arc::clone(&hub).follow(store, commits, shutdown));
+        hub
+    }
+
+    async fn follow(
+        self: Arc<Hub>,
+        store: Store,
+        mut commits: broadcast::Receiver<Arc<CommitRecord>>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let received = tokio::select! {
+                () = shutdown.cancelled() => return,
+                received = commits.recv() => received,
+            };
+            match received {
+                Ok(commit) => self.apply(commit),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "the change stream dropped commits: rerunning every live query");
+                    self.reset(store.snapshot().ts());
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update of the state completes before it could panic: a poisoned lock is still sound.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn apply(&self, commit: Arc<CommitRecord>) {
+        let ts = commit.ts;
+        let mut state = self.lock();
+        let affected = state.subscriptions.apply(commit);
+        let notify = state.invalidate(affected);
+        drop(state);
+        notify.iter().for_each(|notify| notify.notify_one());
+        self.watermark.send_if_modified(|watermark| {
+            let advanced = ts > *watermark;
+            *watermark = (*watermark).max(ts);
+            advanced
+        });
+    }
+
+    fn reset(&self, ts: Timestamp) {
+        let mut state = self.lock();
+        let owners = state.subscriptions.reset(ts);
+        let watermark = state.subscriptions.watermark();
+        for mailbox in state.connections.values_mut() {
+            mailbox.registered.clear();
+        }
+        let notify = state.invalidate(owners);
+        drop(state);
+        notify.iter().for_each(|notify| notify.notify_one());
+        self.watermark.send_replace(watermark);
+    }
+
+    pub(crate) fn connect(self: &Arc<Hub>) -> Registration {
+        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        let mailbox = Mailbox::default();
+        let notify = Arc::clone(&mailbox.notify);
+        self.lock().connections.insert(id, mailbox);
+        Registration { hub: Arc::clone(self), id, notify, watermark: self.watermark.subscribe() }
+    }
+}
+
+impl State {
+    /// Records the stale subscriptions in their connections' mailboxes; returns whom to wake.
+    fn invalidate(&mut self, owners: impl IntoIterator<Item = Owner>) -> Vec<Arc<Notify>> {
+        let mut woken = HashSet::new();
+        let mut notify = Vec::new();
+        for (connection, subscription) in owners {
+            let Some(mailbox) = self.connections.get_mut(&connection) else { continue };
+            mailbox.stale.insert(subscription);
+            if woken.insert(connection) {
+                notify.push(Arc::clone(&mailbox.notify));
+            }
+        }
+        notify
+    }
+}
+
+impl Registration {
+    /// The timestamp to rerun at, and the subscriptions that went stale up to it.
+    pub(crate) fn take_stale(&self) -> (Timestamp, Vec<SubscriptionId>) {
+        let mut state = self.hub.lock();
+        let watermark = state.subscriptions.watermark();
+        let mailbox = state.connections.get_mut(&self.id).expect("registered until dropped");
+        (watermark, mailbox.stale.drain().collect())
+    }
+
+    /// Tracks the read set (sorted, disjoint intervals) of a query run at `ts`. False if a commit
+    /// since changed it, so it must run again.
+    pub(crate) fn register(&self, subscription: SubscriptionId, read_set: &[KeyInterval], ts: Timestamp) -> bool {
+        let mut state = self.hub.lock();
+        let tracked = state.subscriptions.register((self.id, subscription), read_set, ts);
+        let mailbox = state.connections.get_mut(&self.id).expect("registered until dropped");
+        if tracked {
+            mailbox.registered.insert(subscription);
+        } else {
+            mailbox.registered.remove(&subscription);
+        }
+        tracked
+    }
+
+    pub(crate) fn unregister(&self, subscription: SubscriptionId) {
+        let mut state = self.hub.lock();
+        let mailbox = state.connections.get_mut(&self.id).expect("registered until dropped");
+        mailbox.stale.remove(&subscription);
+        if mailbox.registered.remove(&subscription) {
+            state.subscriptions.unregister((self.id, subscription));
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut state = self.hub.lock();
+        let mailbox = state.connections.remove(&self.id).expect("registered until dropped");
+        for subscription in mailbox.registered {
+            state.subscriptions.unregister((self.id, subscription));
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The shell around one WebSocket: feeds its frames to the protocol state machine
+//! ([`livebase_sync::Connection`]), carries out the effects, reruns stale queries and sends their
+//! Transitions, keeps the client from timing out, and drops clients that read too slowly.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::mem;
+use std::sync::Arc;
+use std::task::{Poll, ready};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
+use futures_util::stream::{SplitSink, StreamExt};
+use livebase_functions::{ActionOutcome, FunctionError, Identity, LogLine, MutationOutcome};
+use livebase_store::Timestamp;
+use livebase_sync::{
+    AuthToken, Call, Connection, Effect, Failure, HEARTBEAT_INTERVAL, MAX_INFLIGHT_ACTIONS, MutationSuccess,
+    QueryResult, RequestId, ServerMessage, Subscription, SubscriptionId,
+};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::Shared;
+use crate::hub::Registration;
+
+/// The most messages waiting to be written to one client. A client that falls this far behind
+/// (a Transition per commit it watches) reads slower than it is written to, and would hold ever
+/// more memory: it is disconnected, and reconnects to a fresh state.
+pub const MAX_OUTGOING_MESSAGES: usize = 1_024;
+
+/// The close reason of a client disconnected for falling [`MAX_OUTGOING_MESSAGES`] behind, with
+/// code 1013 (try again later) so that it reconnects after a backoff.
+pub const SLOW_CLIENT_CLOSE_REASON: &str = "ClientTooSlow";
+
+/// The close reason when the server shuts down, with code 1001 (going away).
+pub const SHUTDOWN_CLOSE_REASON: &str = "ServerShutdown";
+
+/// How long a closing connection tries to deliver what is queued and its close frame, to a client
+/// that may have stopped reading.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+const GOING_AWAY: u16 = 1001;
+const UNSUPPORTED_DATA: u16 = 1003;
+const TRY_AGAIN_LATER: u16 = 1013;
+
+/// A mutation or action that finished in its own task.
+enum Completion {
+    Mutation(RequestId, MutationOutcome),
+    Action(RequestId, ActionOutcome),
+}
+
+struct Socket {
+    shared: Arc<Shared>,
+    connection: Connection,
+    identity: Identity,
+    registration: Registration,
+    outbox: Outbox,
+    /// The client fell [`MAX_OUTGOING_MESSAGES`] behind.
+    slow: bool,
+    completions: mpsc::Sender<Completion>,
+    last_sent: Instant,
+    /// Set when the hub reported stale subscriptions not yet collected.
+    notified: bool,
+    /// The connection owes a Transition at a timestamp the hub has not matched commits up to yet.
+    awaiting_watermark: bool,
+    closed: bool,
+}
+
+type Sender = SplitSink<WebSocket, Message>;
+
+/// Messages on their way to the client. Written by the connection's own task between its other
+/// work (not by a task of its own, which could fall behind a busy connection task and have a
+/// client that reads as fast as it asks taken for a slow one).
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Message>,
+    /// Handed to the socket but not yet flushed.
+    unflushed: bool,
+}
+
+impl Outbox {
+    fn is_idle(&self) -> bool {
+        self.queue.is_empty() && !self.unflushed
+    }
+
+    /// Writes and flushes what is queued. Cancel-safe: a message leaves the queue only once the
+    /// socket took it.
+    async fn write(&mut self, sender: &mut Sender) -> Result<(), axum::Error> {
+        poll_fn(|cx| {
+            while !self.queue.is_empty() {
+                ready!(sender.poll_ready_unpin(cx))?;
+                sender.start_send_unpin(self.queue.pop_front().expect("not empty"))?;
+                self.unflushed = true;
+            }
+            ready!(sender.poll_flush_unpin(cx))?;
+            self.unflushed = false;
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+}
+
+pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
+    let (mut sender, mut stream) = socket.split();
+    // Each running mutation or action holds at most one completion.
+    let (completions, mut completed) = mpsc::channel(MAX_INFLIGHT_ACTIONS + 1);
+    let registration = shared.hub.connect();
+    let mut watermark = registration.watermark.clone();
+    let notify = Arc::clone(&registration.notify);
+    let mut socket = Socket {
+        shared,
+        connection: Connection::new(),
+        identity: Identity::Unauthenticated,
+        registration,
+        outbox: Outbox::default(),
+        slow: false,
+        completions,
+        last_sent: Instant::now(),
+        notified: false,
+        awaiting_watermark: false,
+        closed: false,
+    };
+    let shutdown = socket.shared.shutdown.clone();
+    while !socket.closed {
+        socket.transition_if_due();
+        if socket.closed {
+            break;
+        }
+        let writing = !socket.outbox.is_idle();
+        tokio::select! {
+            () = shutdown.cancelled() => socket.close(GOING_AWAY, SHUTDOWN_CLOSE_REASON),
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let effects = socket.connection.receive_text(&text);
+                    socket.carry_out(effects);
+                }
+                Some(Ok(Message::Binary(_))) => socket.close(UNSUPPORTED_DATA, "BinaryMessagesNotSupported"),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | None => return,
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "WebSocket read failed");
+                    return;
+                }
+            },
+            written = socket.outbox.write(&mut sender), if writing => {
+                if let Err(error) = written {
+                    tracing::debug!(%error, "WebSocket write failed");
+                    return;
+                }
+            }
+            Some(completion) = completed.recv() => socket.complete(completion),
+            () = notify.notified() => socket.notified = true,
+            Ok(()) = watermark.changed(), if socket.awaiting_watermark => {}
+            () = tokio::time::sleep_until(socket.last_sent + HEARTBEAT_INTERVAL) => {
+                if let Some(ping) = socket.connection.heartbeat(socket.last_sent.elapsed()) {
+                    socket.send(ping);
+                }
+            }
+        }
+    }
+    // A slow client gets only the close frame, in place of all it did not read.
+    if socket.slow {
+        socket.outbox.queue = VecDeque::from([close_frame(TRY_AGAIN_LATER, SLOW_CLIENT_CLOSE_REASON)]);
+    }
+    let mut outbox = mem::take(&mut socket.outbox);
+    drop(socket);
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, outbox.write(&mut sender)).await;
+}
+
+impl Socket {
+    fn carry_out(&mut self, effects: Vec<Effect>) {
+        let mut effects = VecDeque::from(effects);
+        while let Some(effect) = effects.pop_front() {
+            match effect {
+                Effect::Send(message) => self.send(message),
+                Effect::Close { code, reason } => self.close(code.code(), reason),
+                Effect::Connected(connect) => {
+                    let latest = self.shared.store.snapshot().ts();
+                    if connect.max_observed_timestamp.is_some_and(|seen| seen.nanos() > latest.nanos()) {
+                        tracing::warn!("a client saw writes newer than this server's latest commit");
+                        effects.extend(self.connection.fail(Failure::Internal));
+                    }
+                }
+                Effect::Authenticate(token) => {
+                    let outcome = self.authenticate(token);
+                    effects.extend(self.connection.authenticated(outcome));
+                }
+                Effect::RunMutation { session_id: _, call } => self.spawn_mutation(call),
+                Effect::RunAction(call) => self.spawn_action(call),
+                Effect::Unsubscribe(subscription) => self.registration.unregister(subscription),
+                Effect::ClientEvent { event_type, event } => tracing::debug!(event_type, %event, "client event"),
+            }
+        }
+    }
+
+    fn authenticate(&mut self, token: AuthToken) -> Result<(), String> {
+        self.identity = match token {
+            AuthToken::None => Identity::Unauthenticated,
+            AuthToken::User(token) => match &self.shared.verify_user_token {
+                Some(verify) => Identity::User(verify(&token)?),
+                None => return Err("This server does not accept user tokens yet.".to_owned()),
+            },
+            AuthToken::Admin { .. } => return Err("This server does not accept admin keys yet.".to_owned()),
+        };
+        Ok(())
+    }
+
+    fn spawn_mutation(&self, call: Call) {
+        let (runtime, identity, completions) =
+            (self.shared.runtime.clone(), self.identity.clone(), self.completions.clone());
+        tokio::spawn(async move {
+            let outcome = runtime.run_mutation(&call.udf_path.to_string(), call.args, &identity).await;
+            // The connection may be gone; its client replays the mutation when it reconnects.
+            let _ = completions.send(Completion::Mutation(call.request_id, outcome)).await;
+        });
+    }
+
+    fn spawn_action(&self, call: Call) {
+        let (runtime, identity, completions) =
+            (self.shared.runtime.clone(), self.identity.clone(), self.completions.clone());
+        tokio::spawn(async move {
+            let outcome = runtime.run_action(&call.udf_path.to_string(), call.args, &identity).await;
+            let _ = completions.send(Completion::Action(call.request_id, outcome)).await;
+        });
+    }
+
+    fn complete(&mut self, completion: Completion) {
+        let effects = match completion {
+            Completion::Mutation(request_id, MutationOutcome { result, log_lines, ts }) => {
+                let result = match result {
+                    Ok(value) => {
+                        let ts = ts.expect("a successful mutation has a commit timestamp");
+                        Ok(MutationSuccess { value, ts: wire_ts(ts) })
+                    }
+                    Err(error) => Err(wire_error(&error)),
+                };
+                self.connection.mutation_completed(request_id, result, wire_log_lines(&log_lines))
+            }
+            Completion::Action(request_id, ActionOutcome { result, log_lines }) => {
+                let result = result.map_err(|error| wire_error(&error));
+                self.connection.action_completed(request_id, result, wire_log_lines(&log_lines))
+            }
+        };
+        self.carry_out(effects);
+    }
+
+    /// Sends the Transition the connection is owed, if it is owed one and the hub has matched
+    /// commits far enough to compute it.
+    fn transition_if_due(&mut self) {
+        if !self.notified && !self.connection.needs_transition() {
+            return;
+        }
+        self.notified = false;
+        let (watermark, stale) = self.registration.take_stale();
+        for subscription in stale {
+            self.connection.invalidate(subscription);
+        }
+        if !self.connection.needs_transition() {
+            return;
+        }
+        // A mutation's Transition must reach its commit, which the hub may not have matched yet.
+        self.awaiting_watermark = watermark.nanos() < self.connection.min_transition_ts().nanos();
+        if self.awaiting_watermark {
+            return;
+        }
+        let plan = self.connection.begin_transition(wire_ts(watermark));
+        let mut rerun = Vec::new();
+        let results =
+            plan.run().iter().map(|subscription| self.run_query(subscription, watermark, &mut rerun)).collect();
+        let transition = self.connection.transition(plan, results);
+        for subscription in rerun {
+            self.connection.invalidate(subscription);
+        }
+        if let Some(transition) = transition {
+            self.send(transition);
+        }
+    }
+
+    /// Runs one query at `ts` and tracks its read set; pushes it to `rerun` if a commit since `ts`
+    /// already changed what it read.
+    fn run_query(&self, subscription: &Subscription, ts: Timestamp, rerun: &mut Vec<SubscriptionId>) -> QueryResult {
+        let path = subscription.udf_path.to_string();
+        let journal = subscription.journal.as_deref();
+        let mut outcome =
+            self.shared.runtime.run_query(&path, subscription.args.clone(), &self.identity, journal, Some(ts));
+        if !self.registration.register(subscription.id, outcome.read_set.intervals(), outcome.ts) {
+            rerun.push(subscription.id);
+        }
+        QueryResult {
+            subscription: subscription.id,
+            result: outcome.result.map_err(|error| wire_error(&error)),
+            log_lines: wire_log_lines(&outcome.log_lines),
+            journal: outcome.journal,
+        }
+    }
+
+    fn send(&mut self, message: ServerMessage) {
+        self.enqueue(Message::Text(message.to_text().into()));
+        self.last_sent = Instant::now();
+    }
+
+    fn close(&mut self, code: u16, reason: &'static str) {
+        self.enqueue(close_frame(code, reason));
+        self.closed = true;
+    }
+
+    fn enqueue(&mut self, message: Message) {
+        if self.closed {
+            return;
+        }
+        if self.outbox.queue.len() == MAX_OUTGOING_MESSAGES {
+            tracing::info!("disconnecting a client {MAX_OUTGOING_MESSAGES} messages behind");
+            self.slow = true;
+            self.closed = true;
+            return;
+        }
+        self.outbox.queue.push_back(message);
+    }
+}
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+fn wire_ts(ts: Timestamp) -> livebase_sync::Timestamp {
+    livebase_sync::Timestamp::from_nanos(ts.nanos())
+}
+
+fn wire_error(error: &FunctionError) -> livebase_sync::FunctionError {
+    livebase_sync::FunctionError { message: error.client_message().to_owned(), data: error.data().cloned() }
+}
+
+fn wire_log_lines(lines: &[LogLine]) -> Vec<String> {
+    lines.iter().map(LogLine::to_string).collect()
+}
