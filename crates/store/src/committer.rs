@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::document::Document;
 use crate::limits::{
     CHANGE_STREAM_CAPACITY, MAX_BATCHES_IN_FLIGHT, MAX_COMMITS_PER_BATCH, MAX_RETAINED_SNAPSHOTS,
-    MAX_SNAPSHOTS_AWAITING_RECLAIM, MAX_TRANSACTION_DURATION, MAX_WRITE_LOG_KEYS,
+    MAX_TRANSACTION_DURATION, MAX_WRITE_LOG_KEYS,
 };
 use crate::persistence::{Checkpoints, LatestVersions, Log, StoredWrite};
 use crate::read_set::ReadSet;
@@ -129,7 +129,9 @@ impl Published {
         self.unavailable.read().expect("lock poisoned").clone().unwrap_or_else(|| "the store has shut down".to_owned())
     }
 
-    /// Makes `snapshot` the latest and returns the snapshot that fell out of the history, if any.
+    /// Makes `snapshot` the latest; returns the snapshot that fell out of the history, for the caller
+    /// to drop when it suits it (freeing the nodes only that snapshot held takes a while).
+    #[must_use]
     fn publish(&self, snapshot: Snapshot) -> Option<Snapshot> {
         let mut history = self.history.lock().expect("history lock poisoned");
         let evicted = if history.len() == MAX_RETAINED_SNAPSHOTS { history.pop_front() } else { None };
@@ -167,10 +169,6 @@ pub(crate) struct Committer {
     write_log_keys: usize,
     /// The newest commit dropped from `write_log`: transactions that began before it can't be checked.
     forgotten_up_to: Timestamp,
-    /// Snapshots the durability stage is done with. Dropping one frees the B-tree nodes only it
-    /// held, which costs as much as copying them did; the committer does it between groups, so the
-    /// durability stage, on every commit's critical path, does not.
-    reclaim: std::sync::mpsc::Receiver<Snapshot>,
     published: Arc<Published>,
 }
 
@@ -187,7 +185,6 @@ struct Durability {
     checkpointed: Arc<AtomicU64>,
     truncated_up_to: u64,
     checkpointer: std::thread::JoinHandle<()>,
-    reclaim: std::sync::mpsc::SyncSender<Snapshot>,
     published: Arc<Published>,
 }
 
@@ -226,7 +223,6 @@ pub(crate) fn start(
             .spawn(move || write_checkpoints(checkpoints, jobs, &checkpointed, &published))?
     };
     let bytes_since_checkpoint = durable.since_checkpoint.values().flatten().map(|bytes| bytes.len()).sum();
-    let (reclaim_sender, reclaim) = std::sync::mpsc::sync_channel(MAX_SNAPSHOTS_AWAITING_RECLAIM);
     let durability = Durability {
         log: durable.log,
         since_checkpoint: durable.since_checkpoint,
@@ -237,17 +233,10 @@ pub(crate) fn start(
         checkpointed,
         truncated_up_to: 0,
         checkpointer,
-        reclaim: reclaim_sender,
         published: Arc::clone(&published),
     };
-    let committer = Committer {
-        forgotten_up_to: state.ts(),
-        state,
-        write_log: VecDeque::new(),
-        write_log_keys: 0,
-        reclaim,
-        published,
-    };
+    let committer =
+        Committer { forgotten_up_to: state.ts(), state, write_log: VecDeque::new(), write_log_keys: 0, published };
     let (batches, accepted) = std::sync::mpsc::sync_channel(MAX_BATCHES_IN_FLIGHT);
     let durability =
         std::thread::Builder::new().name("livebase-durable".to_owned()).spawn(move || durability.run(accepted))?;
@@ -302,8 +291,6 @@ impl Committer {
                 }
                 return;
             }
-            // Whatever the durability stage finished with, freed here (see `reclaim`).
-            self.reclaim.try_iter().for_each(drop);
         }
     }
 
@@ -433,10 +420,8 @@ impl Durability {
             finished.push(batch.snapshot);
             self.acknowledge(batch.commits);
         }
-        for snapshot in finished {
-            // A full queue means the committer is busy: then the snapshot is dropped here.
-            let _ = self.reclaim.try_send(snapshot);
-        }
+        // Old snapshots are freed only once every writer of the group has its answer.
+        drop(finished);
         self.maybe_checkpoint(ts)
     }
 

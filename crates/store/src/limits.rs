@@ -29,8 +29,6 @@ pub const MAX_WRITE_LOG_KEYS: usize = 200_000;
 pub const MAX_TRANSACTION_DURATION: std::time::Duration = std::time::Duration::from_secs(30);
 /// Recent snapshots kept so reads can happen at a timestamp other than the latest.
 pub const MAX_RETAINED_SNAPSHOTS: usize = 256;
-/// Old snapshots waiting for the committer to free them (see `Committer::reclaim`).
-pub const MAX_SNAPSHOTS_AWAITING_RECLAIM: usize = 64;
 /// Commit records buffered for each change-stream subscriber; a slower subscriber sees `Lagged`.
 pub const CHANGE_STREAM_CAPACITY: usize = 4_096;
 
