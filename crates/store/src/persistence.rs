@@ -195,7 +195,11 @@ impl Checkpoints for SqliteCheckpoints {
                 )?;
                 let mut delete =
                     transaction.prepare_cached("DELETE FROM documents WHERE table_number = ?1 AND internal_id = ?2")?;
-                for (id, document) in latest {
+                // In key order, so the B-tree is walked once instead of at random: far fewer pages
+                // are touched, written and fsynced, and the log's fsyncs wait less behind ours.
+                let mut in_key_order: Vec<_> = latest.iter().collect();
+                in_key_order.sort_unstable_by_key(|(id, _)| (id.table(), id.internal()));
+                for (id, document) in in_key_order {
                     let table = i64::from(id.table().get());
                     match document {
                         Some(bytes) => upsert.execute(params![table, &id.internal()[..], &bytes[..]])?,
