@@ -104,27 +104,19 @@ fn problem(path: &Path<'_>, problem: impl Into<String>) -> QueryError {
     QueryError::InvalidJson { path, problem: problem.into() }
 }
 
-fn describe(json: &Json) -> &'static str {
-    match json {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
-}
-
 fn as_object<'j>(json: &'j Json, path: &Path<'_>) -> Result<&'j Map<String, Json>, QueryError> {
-    json.as_object().ok_or_else(|| problem(path, format!("expected an object, got {}", describe(json))))
+    json.as_object()
+        .ok_or_else(|| problem(path, format!("expected an object, got {}", livebase_value::describe_json_type(json))))
 }
 
 fn as_array<'j>(json: &'j Json, path: &Path<'_>) -> Result<&'j Vec<Json>, QueryError> {
-    json.as_array().ok_or_else(|| problem(path, format!("expected an array, got {}", describe(json))))
+    json.as_array()
+        .ok_or_else(|| problem(path, format!("expected an array, got {}", livebase_value::describe_json_type(json))))
 }
 
 fn as_str<'j>(json: &'j Json, path: &Path<'_>) -> Result<&'j str, QueryError> {
-    json.as_str().ok_or_else(|| problem(path, format!("expected a string, got {}", describe(json))))
+    json.as_str()
+        .ok_or_else(|| problem(path, format!("expected a string, got {}", livebase_value::describe_json_type(json))))
 }
 
 fn required<'j>(object: &'j Map<String, Json>, key: &str, path: &Path<'_>) -> Result<&'j Json, QueryError> {

@@ -187,7 +187,7 @@ fn decode_args(json: &Json) -> Args {
     let Json::Array(items) = json else {
         return Err(InvalidArgs(format!(
             "Invalid arguments: expected an array holding one arguments object, got {}.",
-            json_type(json)
+            livebase_value::describe_json_type(json)
         )));
     };
     let [item] = items.as_slice() else {
@@ -331,7 +331,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
         Some(Json::String(message_type)) => message_type.clone(),
         Some(_) => return Err(ParseError::NotAMessage("an object whose `type` is not a string".to_owned())),
         None if json.is_object() => return Err(ParseError::NotAMessage("an object without `type`".to_owned())),
-        None => return Err(ParseError::NotAMessage(json_type(&json).to_owned())),
+        None => return Err(ParseError::NotAMessage(livebase_value::describe_json_type(&json).to_owned())),
     };
     match message_type.as_str() {
         "Connect" => parse_connect(json),
@@ -704,17 +704,6 @@ fn shorten(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         None => text.to_owned(),
         Some((cut, _)) => format!("{}…", &text[..cut]),
-    }
-}
-
-fn json_type(json: &Json) -> &'static str {
-    match json {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
     }
 }
 

@@ -195,6 +195,18 @@ fn special_value(fields: &Map<String, Json>, path: &Path<'_>) -> Result<Option<V
     Ok(Some(Value::Float64(n)))
 }
 
+/// What kind of JSON value this is, for error messages ("expected a string, got an array").
+pub fn describe_json_type(json: &Json) -> &'static str {
+    match json {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

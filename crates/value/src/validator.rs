@@ -340,17 +340,6 @@ fn json_error(path: &Path<'_>, problem: impl Into<String>) -> ValueError {
     ValueError::InvalidValidatorJson { path: path.render(), problem: problem.into() }
 }
 
-fn json_kind(json: &Json) -> &'static str {
-    match json {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
-}
-
 /// The member `key` of a validator's JSON object.
 fn member<'a>(map: &'a Map<String, Json>, key: &str, path: &Path<'_>) -> Result<&'a Json, ValueError> {
     map.get(key).ok_or_else(|| json_error(path, format!("the `{key}` field is missing.")))
@@ -363,7 +352,10 @@ fn parse_validator(json: &Json, path: &Path<'_>, nesting: usize) -> Result<Valid
         return Err(json_error(path, format!("validators may nest at most {MAX_VALUE_NESTING} levels deep.")));
     }
     let Json::Object(map) = json else {
-        return Err(json_error(path, format!("expected an object with a `type` field, found {}.", json_kind(json))));
+        return Err(json_error(
+            path,
+            format!("expected an object with a `type` field, found {}.", crate::json::describe_json_type(json)),
+        ));
     };
     let Json::String(kind) = member(map, "type", path)? else {
         return Err(json_error(&path.field("type"), "the validator type must be a string."));
@@ -456,7 +448,10 @@ fn parse_field(json: &Json, path: &Path<'_>, nesting: usize) -> Result<ObjectFie
     let Json::Object(map) = json else {
         return Err(json_error(
             path,
-            format!("expected an object with `fieldType` and `optional` fields, found {}.", json_kind(json)),
+            format!(
+                "expected an object with `fieldType` and `optional` fields, found {}.",
+                crate::json::describe_json_type(json)
+            ),
         ));
     };
     let validator = parse_validator(member(map, "fieldType", path)?, &path.field("fieldType"), nesting)?;
