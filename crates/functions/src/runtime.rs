@@ -101,6 +101,11 @@ impl Runtime {
         Runtime { inner: Arc::new(RuntimeInner { store, registry, cursor_key }) }
     }
 
+    /// The store the functions run against (its change stream drives live queries).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     /// Runs a query at the latest snapshot, or at `at` while that state is retained. `journal` is what
     /// the previous run of the same query returned.
     pub fn run_query(
@@ -276,10 +281,6 @@ impl Runtime {
         let log_lines = std::mem::take(&mut *logs.lock().unwrap_or_else(PoisonError::into_inner)).finish();
         finish(&function.path, &result, &log_lines);
         ActionOutcome { result, log_lines }
-    }
-
-    pub(crate) fn store(&self) -> &Store {
-        &self.inner.store
     }
 
     pub(crate) fn crons(&self) -> &BTreeMap<String, Cron> {

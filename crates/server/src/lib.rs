@@ -31,21 +31,13 @@ pub use subscriptions::RECENT_COMMITS_CAPACITY;
 /// Checks a user's token (an `Authenticate` of type `User`) and says who it is, or why not.
 pub type UserTokenVerifier = Arc<dyn Fn(&str) -> Result<UserIdentity, String> + Send + Sync>;
 
+#[derive(Default)]
 pub struct ServerConfig {
-    /// The store `runtime` runs against, whose change stream drives live queries. (`Runtime` does
-    /// not hand out its store yet.)
-    pub store: Store,
     /// Cancel to stop accepting connections and close every socket; [`serve`] returns once all
     /// are closed.
     pub shutdown: CancellationToken,
     /// Until JWT verification exists every user token is rejected, unless a verifier is set here.
     pub verify_user_token: Option<UserTokenVerifier>,
-}
-
-impl ServerConfig {
-    pub fn new(store: Store) -> ServerConfig {
-        ServerConfig { store, shutdown: CancellationToken::new(), verify_user_token: None }
-    }
 }
 
 /// What every connection shares.
@@ -60,7 +52,8 @@ struct Shared {
 
 /// Serves `runtime`'s functions on `listener` until `config.shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, runtime: Runtime, config: ServerConfig) -> std::io::Result<()> {
-    let ServerConfig { store, shutdown, verify_user_token } = config;
+    let ServerConfig { shutdown, verify_user_token } = config;
+    let store = runtime.store().clone();
     let hub = hub::Hub::start(store.clone(), shutdown.clone());
     let connections = TaskTracker::new();
     let shared = Arc::new(Shared {

@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     store.apply_schema(&app::schema()).await?;
     let listener = tokio::net::TcpListener::bind((host.as_str(), port)).await?;
     tracing::info!("serving {} on ws://{}/api/sync", data_dir.display(), listener.local_addr()?);
-    let config = ServerConfig::new(store.clone());
+    let config = ServerConfig::default();
     let shutdown = config.shutdown.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

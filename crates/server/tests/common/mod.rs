@@ -31,7 +31,7 @@ impl TestServer {
         store.apply_schema(&app::schema()).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let config = configure(ServerConfig::new(store.clone()));
+        let config = configure(ServerConfig::default());
         let shutdown = config.shutdown.clone();
         let serving = tokio::spawn(serve(listener, Runtime::new(store, app::registry()), config));
         TestServer { addr, shutdown, serving, _data_dir: data_dir }
