@@ -13,9 +13,8 @@
 //! `{"$literal": <value>}`. Values are `convex_encoded_json`, plus `{"$undefined": null}` for undefined.
 //! Keys this format does not define are ignored, as Convex's server does.
 
-use std::fmt;
-
 use livebase_store::Order;
+use livebase_value::Path;
 use livebase_value::{FieldPath, Value, from_convex_json, to_convex_json};
 use serde_json::{Map, Value as Json, json};
 
@@ -28,10 +27,10 @@ impl Query {
     /// Parses Convex's JSON description of a query.
     pub fn from_json(json: &Json) -> Result<Query, QueryError> {
         let object = as_object(json, &Path::Root)?;
-        let source_path = Path::Key(&Path::Root, "source");
+        let source_path = Path::Field(&Path::Root, "source");
         let source =
             source_from_json(as_object(required(object, "source", &Path::Root)?, &source_path)?, &source_path)?;
-        let operators_path = Path::Key(&Path::Root, "operators");
+        let operators_path = Path::Field(&Path::Root, "operators");
         let operators = as_array(required(object, "operators", &Path::Root)?, &operators_path)?;
         if operators.len() > MAX_QUERY_OPERATORS {
             return Err(problem(
@@ -78,24 +77,6 @@ impl Query {
     }
 }
 
-/// Where in the query JSON a problem is, for error messages: `source.range[1].value`.
-enum Path<'a> {
-    Root,
-    Key(&'a Path<'a>, &'a str),
-    Index(&'a Path<'a>, usize),
-}
-
-impl fmt::Display for Path<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Path::Root => Ok(()),
-            Path::Key(Path::Root, key) => f.write_str(key),
-            Path::Key(parent, key) => write!(f, "{parent}.{key}"),
-            Path::Index(parent, index) => write!(f, "{parent}[{index}]"),
-        }
-    }
-}
-
 fn problem(path: &Path<'_>, problem: impl Into<String>) -> QueryError {
     let path = match path {
         Path::Root => "the top level".to_owned(),
@@ -133,22 +114,25 @@ fn source_from_json(source: &Map<String, Json>, path: &Path<'_>) -> Result<Sourc
         Some(Json::String(order)) if order == "asc" => Order::Asc,
         Some(Json::String(order)) if order == "desc" => Order::Desc,
         Some(other) => {
-            return Err(problem(&Path::Key(path, "order"), format!("expected \"asc\", \"desc\" or null, got {other}")));
+            return Err(problem(
+                &Path::Field(path, "order"),
+                format!("expected \"asc\", \"desc\" or null, got {other}"),
+            ));
         }
     };
-    let type_path = Path::Key(path, "type");
+    let type_path = Path::Field(path, "type");
     match as_str(required(source, "type", path)?, &type_path)? {
         "FullTableScan" => {
-            let table = as_str(required(source, "tableName", path)?, &Path::Key(path, "tableName"))?;
+            let table = as_str(required(source, "tableName", path)?, &Path::Field(path, "tableName"))?;
             Ok(Source::FullTableScan { table: table.to_owned(), order })
         }
         "IndexRange" => {
-            let name_path = Path::Key(path, "indexName");
+            let name_path = Path::Field(path, "indexName");
             let name = as_str(required(source, "indexName", path)?, &name_path)?;
             let Some((table, index)) = name.split_once('.') else {
                 return Err(problem(&name_path, format!("expected \"table.index\", got {name:?}")));
             };
-            let range_path = Path::Key(path, "range");
+            let range_path = Path::Field(path, "range");
             let range = as_array(required(source, "range", path)?, &range_path)?
                 .iter()
                 .enumerate()
@@ -171,23 +155,23 @@ const RANGE_COMPARISONS: [(RangeComparison, &str); 5] = [
 
 fn range_expression_from_json(json: &Json, path: &Path<'_>) -> Result<RangeExpression, QueryError> {
     let object = as_object(json, path)?;
-    let type_path = Path::Key(path, "type");
+    let type_path = Path::Field(path, "type");
     let name = as_str(required(object, "type", path)?, &type_path)?;
     let Some((comparison, _)) = RANGE_COMPARISONS.iter().find(|(_, candidate)| *candidate == name) else {
         return Err(problem(&type_path, format!("expected one of Eq, Gt, Gte, Lt, Lte, got {name:?}")));
     };
-    let field = field_path(required(object, "fieldPath", path)?, &Path::Key(path, "fieldPath"))?;
-    let value = maybe_value_from_json(required(object, "value", path)?, &Path::Key(path, "value"))?;
+    let field = field_path(required(object, "fieldPath", path)?, &Path::Field(path, "fieldPath"))?;
+    let value = maybe_value_from_json(required(object, "value", path)?, &Path::Field(path, "value"))?;
     Ok(RangeExpression { comparison: *comparison, field, value })
 }
 
 fn operator_from_json(json: &Json, path: &Path<'_>) -> Result<Operator, QueryError> {
     let object = as_object(json, path)?;
     match (object.get("filter"), object.get("limit")) {
-        (Some(filter), None) => Ok(Operator::Filter(expression_from_json(filter, &Path::Key(path, "filter"), 1)?)),
+        (Some(filter), None) => Ok(Operator::Filter(expression_from_json(filter, &Path::Field(path, "filter"), 1)?)),
         (None, Some(limit)) => match limit.as_u64().and_then(|n| usize::try_from(n).ok()) {
             Some(n) => Ok(Operator::Limit(n)),
-            None => Err(problem(&Path::Key(path, "limit"), format!("expected a non-negative integer, got {limit}"))),
+            None => Err(problem(&Path::Field(path, "limit"), format!("expected a non-negative integer, got {limit}"))),
         },
         _ => Err(problem(path, "expected exactly one of `filter` and `limit`")),
     }
@@ -242,7 +226,7 @@ fn expression_from_json(json: &Json, path: &Path<'_>, depth: usize) -> Result<Ex
     let (Some((operator, operand)), None) = (entries.next(), entries.next()) else {
         return Err(problem(path, format!("an expression is an object with one key, got {} keys", object.len())));
     };
-    let operand_path = Path::Key(path, operator);
+    let operand_path = Path::Field(path, operator);
     let operand_path = &operand_path;
     let pair = || -> Result<(Box<Expression>, Box<Expression>), QueryError> {
         match as_array(operand, operand_path)?.as_slice() {

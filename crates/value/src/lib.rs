@@ -10,6 +10,7 @@ mod json;
 mod key;
 mod limits;
 mod path;
+pub use path::Path;
 #[cfg(test)]
 mod strategies;
 mod validator;

@@ -6,26 +6,27 @@ use std::fmt;
 /// megabyte-long field name cannot turn into a megabyte-long log line.
 pub(crate) const MAX_QUOTED_CHARS: usize = 100;
 
-/// A path built on the stack while walking a value. Rendering happens only when an error is
-/// reported, so walking a large, valid document allocates nothing for paths.
+/// A path built on the stack while walking a value (or any JSON), for error messages: `a.b[3].c`.
+/// Rendering happens only when an error is reported, so walking a large, valid document allocates
+/// nothing for paths.
 #[derive(Clone, Copy)]
-pub(crate) enum Path<'a> {
+pub enum Path<'a> {
     Root,
     Field(&'a Path<'a>, &'a str),
     Index(&'a Path<'a>, usize),
 }
 
 impl<'a> Path<'a> {
-    pub(crate) fn field(&'a self, name: &'a str) -> Path<'a> {
+    pub fn field(&'a self, name: &'a str) -> Path<'a> {
         Path::Field(self, name)
     }
 
-    pub(crate) fn index(&'a self, index: usize) -> Path<'a> {
+    pub fn index(&'a self, index: usize) -> Path<'a> {
         Path::Index(self, index)
     }
 
     /// Renders as `a.b[3].c`; the root renders as the empty string.
-    pub(crate) fn render(&self) -> String {
+    pub fn render(&self) -> String {
         self.to_string()
     }
 }
