@@ -66,4 +66,14 @@ pub enum OpenError {
     Sqlite(#[from] rusqlite::Error),
     #[error("Data directory is corrupt: {0}")]
     Corrupt(String),
+    #[error("Invalid store configuration: {0}")]
+    Config(String),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(String),
+    /// Another writer holds the PostgreSQL lease: only one writer may commit to a database at a time.
+    #[error(
+        "The database is in use by another Livebase writer: {holder} holds its lease (epoch {epoch}) for another \
+         {remaining:.1?} unless it renews it; only one writer may commit at a time"
+    )]
+    Leased { holder: String, epoch: i64, remaining: std::time::Duration },
 }

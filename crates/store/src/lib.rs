@@ -3,7 +3,7 @@
 //! Owns the database state and its durability: documents and their indexes in memory as persistent
 //! (copy-on-write) maps, one snapshot per commit; serializable transactions by optimistic concurrency
 //! (read sets of key intervals, checked by a single committer); a commit log with group commit and
-//! checkpoints in SQLite; and the change stream every commit is published on. Knows nothing of
+//! checkpoints in SQLite or PostgreSQL; and the change stream every commit is published on. Knows nothing of
 //! queries, functions or the network.
 
 mod btree;
@@ -26,9 +26,10 @@ pub use error::{CommitError, OpenError, TransactionError};
 pub use index::{
     BY_CREATION_TIME, BY_ID, KeyInterval, KeyRange, Order, global_interval, index_prefix, prefix_successor, successor,
 };
+pub use persistence::{DEFAULT_POSTGRES_SCHEMA, PostgresConfig};
 pub use read_set::ReadSet;
 pub use schema::{IndexSchema, MAX_INDEX_FIELDS, MAX_INDEXES_PER_TABLE, Schema, TableSchema};
 pub use snapshot::{INDEXES_TABLE, Snapshot, TABLES_TABLE};
-pub use store::{Store, StoreConfig};
+pub use store::{Storage, Store, StoreConfig};
 pub use timestamp::Timestamp;
 pub use transaction::{Scan, SystemTables, Transaction};

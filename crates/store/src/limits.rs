@@ -36,3 +36,15 @@ pub const CHANGE_STREAM_CAPACITY: usize = 4_096;
 /// means another transaction committed, so the store as a whole always progresses; this bounds how
 /// long one unlucky transaction on a hot document keeps trying (with backoff, about a second in all).
 pub const MAX_TRANSACTION_ATTEMPTS: u32 = 32;
+
+/// How long a PostgreSQL writer lease lasts unless renewed (the renewer extends it every quarter of
+/// this). A writer that stops (crash, partition) blocks others for at most this long.
+pub const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// The shortest lease TTL a configuration may ask for: renewing must fit comfortably inside it.
+pub const MIN_LEASE_TTL: std::time::Duration = std::time::Duration::from_millis(500);
+/// The longest a writer may be configured to wait for another writer's lease when opening.
+pub const MAX_LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+/// How often a writer waiting for the lease checks whether it is free.
+pub const LEASE_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+/// Connecting to PostgreSQL gives up after this long, unless the connection string sets its own.
+pub const POSTGRES_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

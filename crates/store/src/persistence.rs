@@ -10,6 +10,10 @@
 //!   document as of `meta.checkpoint_ts`, written in the background. Only after a checkpoint is
 //!   durable are the log rows it covers deleted, so a crash at any point leaves a checkpoint plus the
 //!   log after it; restart loads the one and replays the other.
+//!
+//! `postgres` keeps the same log and checkpoints in PostgreSQL, behind a writer lease.
+
+mod postgres;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +24,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Timestamp;
 use crate::error::OpenError;
+
+pub(crate) use postgres::open_postgres;
+pub use postgres::{DEFAULT_POSTGRES_SCHEMA, PostgresConfig};
 
 /// Bump when the on-disk layout changes; opening a newer or older layout fails clearly.
 const FORMAT_VERSION: i64 = 1;
@@ -153,17 +160,29 @@ fn read_log(connection: &Connection, after: Timestamp) -> Result<Vec<(Timestamp,
     while let Some(row) = rows.next()? {
         let group_ts = timestamp_from_sql(row.get(0)?)?;
         let entry: Vec<u8> = row.get(1)?;
-        let commits =
-            decode_group(&entry).map_err(|error| OpenError::Corrupt(format!("log entry at {group_ts}: {error}")))?;
-        let in_order = commits.windows(2).all(|pair| pair[0].0 < pair[1].0);
-        let last = commits.last().map(|(ts, _)| *ts);
-        let after_previous = log.last().is_none_or(|(ts, _)| commits[0].0 > *ts) && commits[0].0 > after;
-        if !in_order || last != Some(group_ts) || !after_previous {
-            return Err(OpenError::Corrupt(format!("log entry at {group_ts} holds timestamps out of order")));
-        }
-        log.extend(commits);
+        push_log_entry(&mut log, after, group_ts, &entry)?;
     }
     Ok(log)
+}
+
+/// Decodes the log entry of the group ending at `group_ts` onto `log`, checking that its timestamps
+/// go on increasing from `log`'s last one (or from the checkpoint's, `after`).
+fn push_log_entry(
+    log: &mut Vec<(Timestamp, Vec<StoredWrite>)>,
+    after: Timestamp,
+    group_ts: Timestamp,
+    entry: &[u8],
+) -> Result<(), OpenError> {
+    let commits =
+        decode_group(entry).map_err(|error| OpenError::Corrupt(format!("log entry at {group_ts}: {error}")))?;
+    let in_order = commits.windows(2).all(|pair| pair[0].0 < pair[1].0);
+    let last = commits.last().map(|(ts, _)| *ts);
+    let after_previous = log.last().is_none_or(|(ts, _)| commits[0].0 > *ts) && commits[0].0 > after;
+    if !in_order || last != Some(group_ts) || !after_previous {
+        return Err(OpenError::Corrupt(format!("log entry at {group_ts} holds timestamps out of order")));
+    }
+    log.extend(commits);
+    Ok(())
 }
 
 impl Log for SqliteLog {

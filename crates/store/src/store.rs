@@ -11,7 +11,7 @@ use crate::committer::{self, CheckpointPolicy, CommitRecord, CommitRequest, Publ
 use crate::document::Document;
 use crate::error::OpenError;
 use crate::limits::{COMMIT_QUEUE_CAPACITY, MAX_TRANSACTION_ATTEMPTS};
-use crate::persistence;
+use crate::persistence::{self, Checkpoints, Log, PostgresConfig, Recovered};
 use crate::schema::Schema;
 use crate::snapshot::Snapshot;
 use crate::{CommitError, Timestamp, Transaction, TransactionError};
@@ -19,7 +19,7 @@ use crate::{CommitError, Timestamp, Transaction, TransactionError};
 /// Where and how a store keeps its data.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
-    pub data_dir: PathBuf,
+    pub storage: Storage,
     /// Fold the log into a checkpoint after this many commits...
     pub checkpoint_after_commits: usize,
     /// ...or after this many bytes of documents were written, whichever comes first. Both bound how
@@ -27,9 +27,46 @@ pub struct StoreConfig {
     pub checkpoint_after_bytes: usize,
 }
 
+/// Where a store keeps its log and checkpoints.
+#[derive(Clone, Debug)]
+pub enum Storage {
+    /// Two SQLite databases in a local directory (created if missing), used by one process at a time.
+    Directory(PathBuf),
+    /// A PostgreSQL database, which writer nodes take turns on through a lease.
+    Postgres(PostgresConfig),
+}
+
+impl std::fmt::Display for Storage {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::Directory(directory) => write!(formatter, "{}", directory.display()),
+            Storage::Postgres(postgres) => write!(formatter, "{postgres}"),
+        }
+    }
+}
+
 impl StoreConfig {
+    /// The embedded store in `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
-        StoreConfig { data_dir: data_dir.into(), checkpoint_after_commits: 100_000, checkpoint_after_bytes: 64 << 20 }
+        StoreConfig::with_storage(Storage::Directory(data_dir.into()))
+    }
+
+    pub fn postgres(postgres: PostgresConfig) -> StoreConfig {
+        StoreConfig::with_storage(Storage::Postgres(postgres))
+    }
+
+    /// A command line's database: a `postgres://` or `postgresql://` URL is a PostgreSQL database
+    /// (tables in schema `livebase`), anything else a data directory.
+    pub fn from_location(location: &str) -> StoreConfig {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            StoreConfig::postgres(PostgresConfig::new(location))
+        } else {
+            StoreConfig::new(location)
+        }
+    }
+
+    fn with_storage(storage: Storage) -> StoreConfig {
+        StoreConfig { storage, checkpoint_after_commits: 100_000, checkpoint_after_bytes: 64 << 20 }
     }
 }
 
@@ -44,8 +81,8 @@ struct StoreInner {
     published: Arc<Published>,
     committer: Mutex<Option<JoinHandle<()>>>,
     secret: [u8; 32],
-    /// Held (locked) for the store's life so no second process opens the directory.
-    _lock: File,
+    /// A data directory's lock, held for the store's life so no second process opens the directory.
+    _lock: Option<File>,
 }
 
 impl Drop for StoreInner {
@@ -59,13 +96,22 @@ impl Drop for StoreInner {
 }
 
 impl Store {
-    /// Opens (creating if needed) a data directory and recovers its state.
+    /// Opens (creating if needed) a data directory or PostgreSQL schema and recovers its state.
     pub fn open(config: StoreConfig) -> Result<Store, OpenError> {
-        let directory = &config.data_dir;
-        let io_error = |source| OpenError::Io { path: directory.display().to_string(), source };
-        std::fs::create_dir_all(directory).map_err(io_error)?;
-        let lock = lock_directory(directory)?;
-        let (log, checkpoints, recovered) = persistence::open_sqlite(directory)?;
+        let storage = &config.storage;
+        let io_error = |source| OpenError::Io { path: storage.to_string(), source };
+        let (log, checkpoints, recovered, lock): (Box<dyn Log>, Box<dyn Checkpoints>, Recovered, _) = match storage {
+            Storage::Directory(directory) => {
+                std::fs::create_dir_all(directory).map_err(io_error)?;
+                let lock = lock_directory(directory)?;
+                let (log, checkpoints, recovered) = persistence::open_sqlite(directory)?;
+                (Box::new(log), Box::new(checkpoints), recovered, Some(lock))
+            }
+            Storage::Postgres(postgres) => {
+                let (log, checkpoints, recovered) = persistence::open_postgres(postgres)?;
+                (Box::new(log), Box::new(checkpoints), recovered, None)
+            }
+        };
 
         let mut snapshot = Snapshot::empty();
         for (id, bytes) in &recovered.checkpoint {
@@ -82,7 +128,7 @@ impl Store {
         }
         snapshot.set_ts(last_ts);
         tracing::info!(
-            data_dir = %directory.display(),
+            %storage,
             checkpoint_documents = recovered.checkpoint.len(),
             replayed_commits = recovered.log.len(),
             ts = %last_ts,
@@ -95,12 +141,8 @@ impl Store {
             after_bytes: config.checkpoint_after_bytes.max(1),
         };
         let (requests, receiver) = mpsc::channel(COMMIT_QUEUE_CAPACITY);
-        let durable = committer::Durable {
-            log: Box::new(log),
-            checkpoints: Box::new(checkpoints),
-            since_checkpoint,
-            commits_since_checkpoint: recovered.log.len(),
-        };
+        let durable =
+            committer::Durable { log, checkpoints, since_checkpoint, commits_since_checkpoint: recovered.log.len() };
         let committer =
             committer::start(snapshot, durable, policy, Arc::clone(&published), receiver).map_err(io_error)?;
         Ok(Store {

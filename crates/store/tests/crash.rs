@@ -2,7 +2,9 @@
 //! acknowledged commit; the test kills it with SIGKILL at random moments, recovers the data directory
 //! and checks that every acknowledged commit is there, whole, and that no commit is there in part.
 //!
-//! The child is this same test binary, re-run with `CRASH_CHILD_DIR` set (see `crash_child`).
+//! The child is this same test binary, re-run with `CRASH_CHILD_PLACE` set (see `crash_child`).
+//! Both backends: on PostgreSQL the killed child's lease is left to expire, and the recovering
+//! store waits for it, as a restarted node would.
 
 mod common;
 
@@ -11,31 +13,39 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{int, object};
-use livebase_store::{Store, StoreConfig};
+use common::{TestDb, int, object};
+use livebase_store::{Storage, Store, StoreConfig};
 use livebase_value::Value;
 use rand::Rng;
 
 const ROUNDS: usize = 20;
+/// Each PostgreSQL round waits for the killed child's lease to expire.
+const POSTGRES_ROUNDS: usize = 8;
+/// Short, so recovery after a kill waits little, yet several renewals long for a loaded machine.
+const POSTGRES_LEASE_TTL: Duration = Duration::from_secs(2);
 const WRITERS: usize = 4;
 /// Documents each commit writes; all or none of them must survive.
 const DOCUMENTS_PER_COMMIT: i64 = 3;
-const CHILD_DIR_VARIABLE: &str = "CRASH_CHILD_DIR";
+const CHILD_PLACE_VARIABLE: &str = "CRASH_CHILD_PLACE";
 
-fn config(directory: &std::path::Path) -> StoreConfig {
+fn config(mut config: StoreConfig) -> StoreConfig {
     // Frequent checkpoints, so some kills land in the middle of one.
-    StoreConfig { checkpoint_after_commits: 200, ..StoreConfig::new(directory) }
+    config.checkpoint_after_commits = 200;
+    if let Storage::Postgres(postgres) = &mut config.storage {
+        postgres.lease_ttl = POSTGRES_LEASE_TTL;
+        postgres.lease_wait = 5 * POSTGRES_LEASE_TTL;
+    }
+    config
 }
 
-#[test]
-fn kill_9_never_loses_an_acknowledged_commit() {
-    let directory = tempfile::tempdir().unwrap();
+fn kill_9_never_loses_an_acknowledged_commit(db: TestDb) {
     let mut rng = rand::rng();
     let mut acknowledged: BTreeSet<(i64, i64)> = BTreeSet::new();
-    for round in 0..ROUNDS {
+    let rounds = if matches!(db.config().storage, Storage::Postgres(_)) { POSTGRES_ROUNDS } else { ROUNDS };
+    for round in 0..rounds {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_DIR_VARIABLE, directory.path())
+            .env(CHILD_PLACE_VARIABLE, db.place())
             .env("CRASH_CHILD_ROUND", round.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -68,11 +78,13 @@ fn kill_9_never_loses_an_acknowledged_commit() {
         round_acks.extend(lines.try_iter().filter_map(|line| parse_ack(&line)));
         acknowledged.extend(round_acks);
 
-        let store = Store::open(config(directory.path())).expect("recovery after kill -9");
+        let store = Store::open(config(db.config())).expect("recovery after kill -9");
         verify(&store, &acknowledged, round);
     }
-    assert!(acknowledged.len() > ROUNDS, "the children committed work: {}", acknowledged.len());
+    assert!(acknowledged.len() > rounds, "the children committed work: {}", acknowledged.len());
 }
+
+common::on_both_backends!(kill_9_never_loses_an_acknowledged_commit);
 
 fn parse_ack(line: &str) -> Option<(i64, i64)> {
     let mut parts = line.strip_prefix("ACK ")?.split(' ');
@@ -104,9 +116,9 @@ fn verify(store: &Store, acknowledged: &BTreeSet<(i64, i64)>, round: usize) {
 #[test]
 #[ignore = "run by kill_9_never_loses_an_acknowledged_commit as a child process"]
 fn crash_child() {
-    let Ok(directory) = std::env::var(CHILD_DIR_VARIABLE) else { return };
+    let Ok(place) = std::env::var(CHILD_PLACE_VARIABLE) else { return };
     let round: i64 = std::env::var("CRASH_CHILD_ROUND").unwrap().parse().unwrap();
-    let store = Store::open(config(std::path::Path::new(&directory))).unwrap();
+    let store = Store::open(config(TestDb::config_of_place(&place))).unwrap();
     std::thread::scope(|scope| {
         for writer in 0..WRITERS as i64 {
             let store = store.clone();

@@ -5,8 +5,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{int, object};
-use livebase_store::{KeyRange, Order, Schema, Store, StoreConfig, TableSchema};
+use common::{TestDb, int, object};
+use livebase_store::{KeyRange, Order, Schema, Store, TableSchema};
 use livebase_value::{DocumentId, Value, encode_key_value};
 use proptest::prelude::*;
 
@@ -181,23 +181,33 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn engine_matches_model(steps in prop::collection::vec(step(), 1..24)) {
-        let directory = tempfile::tempdir().unwrap();
-        // Frequent checkpoints, so restarts recover from checkpoint + log, not from the log alone.
-        let config = StoreConfig { checkpoint_after_commits: 3, ..StoreConfig::new(directory.path()) };
-        let mut store = Store::open(config.clone()).unwrap();
-        store.apply_schema_blocking(&schema()).unwrap();
-        let mut model = Model::new();
-        for step in &steps {
-            match step {
-                Step::Transaction { ops, commit } => run_transaction(&store, &mut model, ops, *commit)?,
-                Step::Restart => {
-                    drop(store);
-                    store = Store::open(config.clone()).unwrap();
-                    check_contents(&store, &model)?;
-                }
+    fn engine_matches_model_on_sqlite(steps in prop::collection::vec(step(), 1..24)) {
+        engine_matches_model(TestDb::sqlite(), &steps)?;
+    }
+
+    #[test]
+    fn engine_matches_model_on_postgres(steps in prop::collection::vec(step(), 1..24)) {
+        if let Some(db) = TestDb::postgres() {
+            engine_matches_model(db, &steps)?;
+        }
+    }
+}
+
+fn engine_matches_model(db: TestDb, steps: &[Step]) -> Result<(), TestCaseError> {
+    // Frequent checkpoints, so restarts recover from checkpoint + log, not from the log alone.
+    let db = db.with_config(|config| config.checkpoint_after_commits = 3);
+    let mut store = db.open();
+    store.apply_schema_blocking(&schema()).unwrap();
+    let mut model = Model::new();
+    for step in steps {
+        match step {
+            Step::Transaction { ops, commit } => run_transaction(&store, &mut model, ops, *commit)?,
+            Step::Restart => {
+                drop(store);
+                store = db.open();
+                check_contents(&store, &model)?;
             }
         }
-        check_contents(&store, &model)?;
     }
+    check_contents(&store, &model)
 }

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use common::{int, object, open};
+use common::{TestDb, int, object};
 use livebase_store::{Store, Timestamp};
 use livebase_value::{DocumentId, Value};
 use rand::Rng;
@@ -52,10 +52,8 @@ struct Committed {
     writes: Vec<(DocumentId, Cell)>,
 }
 
-#[test]
-fn concurrent_read_modify_write_history_is_serializable() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn concurrent_read_modify_write_history_is_serializable(db: TestDb) {
+    let store = db.open();
     let ((accounts, counter, list), _) = store
         .transact_blocking(|tx| {
             let accounts = (0..ACCOUNTS)
@@ -163,3 +161,5 @@ fn run_client(
         }
     }
 }
+
+common::on_both_backends!(concurrent_read_modify_write_history_is_serializable);

@@ -1,10 +1,11 @@
-//! Behaviour of the store through its public API, on a real SQLite file.
+//! Behaviour of the store through its public API, on each backend: a real SQLite file and a real
+//! PostgreSQL schema.
 
 mod common;
 
 use std::collections::BTreeMap;
 
-use common::{int, object, open};
+use common::{TestDb, int, object, open};
 use livebase_store::limits::{MAX_TRANSACTION_DOCS_READ, MAX_TRANSACTION_DOCS_WRITTEN};
 use livebase_store::{
     CommitError, KeyRange, Order, Schema, Store, StoreConfig, TableSchema, Timestamp, TransactionError,
@@ -17,10 +18,8 @@ fn key(value: Value) -> Vec<u8> {
     key
 }
 
-#[test]
-fn committed_writes_survive_reopen() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn committed_writes_survive_reopen(db: TestDb) {
+    let store = db.open();
     let ((id, other), ts) = store
         .transact_blocking(|tx| {
             let id = tx.insert("notes", object(&[("text", Value::String("hello".into())), ("n", Value::Int64(1))]))?;
@@ -36,7 +35,7 @@ fn committed_writes_survive_reopen() {
         .unwrap();
     drop(store);
 
-    let store = open(directory.path());
+    let store = db.open();
     let snapshot = store.snapshot();
     assert!(snapshot.ts() > ts);
     let document = snapshot.get(id).expect("patched document survives");
@@ -54,10 +53,8 @@ fn a_second_process_cannot_open_the_directory() {
     assert!(error.to_string().contains("in use by another process"), "{error}");
 }
 
-#[test]
-fn conflicting_transactions_abort_with_a_typed_error() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn conflicting_transactions_abort_with_a_typed_error(db: TestDb) {
+    let store = db.open();
     let (id, _) = store.transact_blocking(|tx| tx.insert("counters", object(&[("n", Value::Int64(0))]))).unwrap();
 
     let mut first = store.begin();
@@ -73,10 +70,8 @@ fn conflicting_transactions_abort_with_a_typed_error() {
     assert_eq!(int(&store.snapshot().get(id).unwrap(), "n"), 1);
 }
 
-#[test]
-fn writes_outside_the_read_set_do_not_conflict() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn writes_outside_the_read_set_do_not_conflict(db: TestDb) {
+    let store = db.open();
     store
         .apply_schema_blocking(&Schema { tables: vec![TableSchema::new("items").index("by_group", &["group"])] })
         .unwrap();
@@ -107,10 +102,8 @@ fn writes_outside_the_read_set_do_not_conflict() {
     assert!(matches!(store.commit_blocking(reader), Err(CommitError::Conflict { .. })), "a write to group 1 does");
 }
 
-#[test]
-fn a_scan_reads_only_what_was_consumed() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn a_scan_reads_only_what_was_consumed(db: TestDb) {
+    let store = db.open();
     let (ids, _) = store
         .transact_blocking(|tx| {
             (0..10).map(|n| tx.insert("items", object(&[("n", Value::Int64(n))]))).collect::<Result<Vec<_>, _>>()
@@ -137,10 +130,8 @@ fn a_scan_reads_only_what_was_consumed() {
     );
 }
 
-#[test]
-fn reading_a_missing_table_conflicts_with_its_creation() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn reading_a_missing_table_conflicts_with_its_creation(db: TestDb) {
+    let store = db.open();
     let mut reader = store.begin();
     assert_eq!(reader.scan("later", "by_creation_time", KeyRange::all(), Order::Asc).unwrap().count(), 0);
     reader.insert("log", object(&[])).unwrap();
@@ -148,10 +139,8 @@ fn reading_a_missing_table_conflicts_with_its_creation() {
     assert!(matches!(store.commit_blocking(reader), Err(CommitError::Conflict { .. })));
 }
 
-#[test]
-fn transactions_read_their_own_writes() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn transactions_read_their_own_writes(db: TestDb) {
+    let store = db.open();
     let mut tx = store.begin();
     let id = tx.insert("items", object(&[("n", Value::Int64(7))])).unwrap();
     assert_eq!(int(&tx.get(id).unwrap().unwrap(), "n"), 7);
@@ -162,10 +151,8 @@ fn transactions_read_their_own_writes() {
     assert_eq!(store.snapshot().document_count("items"), 0);
 }
 
-#[test]
-fn adding_an_index_back_fills_it_and_survives_restart() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn adding_an_index_back_fills_it_and_survives_restart(db: TestDb) {
+    let store = db.open();
     store
         .transact_blocking(|tx| {
             for n in [3, 1, 2] {
@@ -189,7 +176,7 @@ fn adding_an_index_back_fills_it_and_survives_restart() {
     };
     assert_eq!(ranks(&store), vec![Value::Int64(1), Value::Int64(2), Value::Int64(3)]);
     drop(store);
-    let store = open(directory.path());
+    let store = db.open();
     assert_eq!(ranks(&store), vec![Value::Int64(1), Value::Int64(2), Value::Int64(3)]);
     assert_eq!(store.snapshot().index_names("items").unwrap(), vec!["by_id", "by_creation_time", "by_rank"]);
 
@@ -200,10 +187,8 @@ fn adding_an_index_back_fills_it_and_survives_restart() {
     assert_eq!(error, TransactionError::IndexNotFound { table: "items".into(), index: "by_rank".into() });
 }
 
-#[test]
-fn schema_validation_rejects_bad_writes_and_bad_schemas() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn schema_validation_rejects_bad_writes_and_bad_schemas(db: TestDb) {
+    let store = db.open();
     let validator = Validator::from_json(&serde_json::json!({
         "type": "object",
         "value": { "name": { "fieldType": { "type": "string" }, "optional": false } }
@@ -229,10 +214,8 @@ fn schema_validation_rejects_bad_writes_and_bad_schemas() {
     assert!(store.apply_schema_blocking(&reserved).is_err());
 }
 
-#[test]
-fn bad_input_is_rejected_and_changes_nothing() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn bad_input_is_rejected_and_changes_nothing(db: TestDb) {
+    let store = db.open();
     for (table, fields) in [
         ("9bad", object(&[])),
         ("_tables", object(&[])),
@@ -255,10 +238,8 @@ fn bad_input_is_rejected_and_changes_nothing() {
     assert_eq!(error, CommitError::Transaction(TransactionError::DocumentNotFound(id)));
 }
 
-#[test]
-fn per_transaction_limits_are_enforced_at_the_boundary() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn per_transaction_limits_are_enforced_at_the_boundary(db: TestDb) {
+    let store = db.open();
     let mut tx = store.begin();
     for _ in 0..MAX_TRANSACTION_DOCS_WRITTEN {
         tx.insert("many", object(&[])).unwrap();
@@ -289,10 +270,8 @@ fn per_transaction_limits_are_enforced_at_the_boundary() {
     assert_eq!(results.last().unwrap().as_ref().unwrap_err(), &limit);
 }
 
-#[test]
-fn change_stream_publishes_commits_in_order_with_old_and_new() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn change_stream_publishes_commits_in_order_with_old_and_new(db: TestDb) {
+    let store = db.open();
     let mut changes = store.subscribe();
     let (id, first) = store.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(1))]))).unwrap();
     let ((), second) = store.transact_blocking(|tx| tx.replace(id, object(&[("n", Value::Int64(2))]))).unwrap();
@@ -309,10 +288,9 @@ fn change_stream_publishes_commits_in_order_with_old_and_new() {
     assert!(first < second && second < third);
 }
 
-#[test]
-fn checkpoints_fold_the_log_and_recovery_combines_both() {
-    let directory = tempfile::tempdir().unwrap();
-    let config = StoreConfig { checkpoint_after_commits: 7, ..StoreConfig::new(directory.path()) };
+fn checkpoints_fold_the_log_and_recovery_combines_both(db: TestDb) {
+    let db = db.with_config(|config| config.checkpoint_after_commits = 7);
+    let config = db.config();
     let store = Store::open(config.clone()).unwrap();
     let mut expected = BTreeMap::new();
     for n in 0..40 {
@@ -331,7 +309,7 @@ fn checkpoints_fold_the_log_and_recovery_combines_both() {
     }
     let ts = store.snapshot().ts();
     drop(store);
-    assert_eq!(rusqlite_count_log(directory.path()), 0, "a clean shutdown checkpoints everything");
+    assert_eq!(db.log_rows(), 0, "a clean shutdown checkpoints everything");
 
     let store = Store::open(config).unwrap();
     let snapshot = store.snapshot();
@@ -343,24 +321,15 @@ fn checkpoints_fold_the_log_and_recovery_combines_both() {
     assert!(next > ts, "timestamps keep increasing across restarts");
 }
 
-fn rusqlite_count_log(directory: &std::path::Path) -> i64 {
-    let connection = rusqlite::Connection::open(directory.join("log.sqlite3")).unwrap();
-    connection.query_row("SELECT count(*) FROM log", [], |row| row.get(0)).unwrap()
+fn the_instance_secret_is_random_and_kept_with_the_data(db: TestDb) {
+    let secret = *db.open().secret();
+    assert_eq!(*db.open().secret(), secret, "reopening keeps the secret");
+    assert_ne!(*db.another().open().secret(), secret, "another database has another secret");
 }
 
-#[test]
-fn the_instance_secret_is_random_and_kept_with_the_data() {
-    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let secret = *open(first.path()).secret();
-    assert_eq!(*open(first.path()).secret(), secret, "reopening keeps the secret");
-    assert_ne!(*open(second.path()).secret(), secret, "another directory has another secret");
-}
-
-#[test]
-fn a_transaction_older_than_the_write_log_fails_as_too_old_and_is_retryable() {
+fn a_transaction_older_than_the_write_log_fails_as_too_old_and_is_retryable(db: TestDb) {
     use livebase_store::limits::MAX_WRITE_LOG_KEYS;
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+    let store = db.open();
     let (id, _) = store.transact_blocking(|tx| tx.insert("counters", object(&[("n", Value::Int64(0))]))).unwrap();
     let mut old = store.begin();
     old.get(id).unwrap();
@@ -378,11 +347,9 @@ fn a_transaction_older_than_the_write_log_fails_as_too_old_and_is_retryable() {
     assert!(error.is_retryable());
 }
 
-#[test]
-fn bytes_read_and_written_per_transaction_are_limited() {
+fn bytes_read_and_written_per_transaction_are_limited(db: TestDb) {
     use livebase_store::limits::{MAX_TRANSACTION_BYTES_READ, MAX_TRANSACTION_BYTES_WRITTEN};
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+    let store = db.open();
     // Documents of about 1 MiB: 16 of them fill a transaction's write budget.
     let big = || object(&[("blob", Value::Bytes(vec![7; (1 << 20) - 200]))]);
     let mut tx = store.begin();
@@ -406,10 +373,8 @@ fn bytes_read_and_written_per_transaction_are_limited() {
     assert_eq!(results.last().unwrap().as_ref().unwrap_err(), &limit);
 }
 
-#[test]
-fn counts_and_offsets_agree_with_scans_and_conflict_only_inside_what_they_read() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn counts_and_offsets_agree_with_scans_and_conflict_only_inside_what_they_read(db: TestDb) {
+    let store = db.open();
     store.apply_schema_blocking(&Schema { tables: vec![TableSchema::new("items").index("by_n", &["n"])] }).unwrap();
     store
         .transact_blocking(|tx| {
@@ -471,10 +436,8 @@ fn a_damaged_data_directory_fails_to_open_with_a_clear_error() {
     assert!(error.contains("format version 99"), "{error}");
 }
 
-#[test]
-fn system_tables_are_written_only_through_system_access() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn system_tables_are_written_only_through_system_access(db: TestDb) {
+    let store = db.open();
     let (id, _) =
         store.transact_blocking(|tx| tx.system_tables().insert("_jobs", object(&[("n", Value::Int64(1))]))).unwrap();
     for error in [
@@ -497,10 +460,8 @@ fn system_tables_are_written_only_through_system_access() {
     assert!(store.snapshot().get(id).is_none());
 }
 
-#[test]
-fn redeclaring_an_index_with_other_fields_rebuilds_it() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn redeclaring_an_index_with_other_fields_rebuilds_it(db: TestDb) {
+    let store = db.open();
     let schema = |fields: &[&str]| Schema { tables: vec![TableSchema::new("items").index("by_ab", fields)] };
     store.apply_schema_blocking(&schema(&["a", "b"])).unwrap();
     store
@@ -520,15 +481,13 @@ fn redeclaring_an_index_with_other_fields_rebuilds_it() {
     store.apply_schema_blocking(&schema(&["b", "a"])).unwrap();
     assert_eq!(first_b(&store), (vec!["b".into(), "a".into(), "_creationTime".into(), "_id".into()], 1));
     drop(store);
-    let store = open(directory.path());
+    let store = db.open();
     assert_eq!(first_b(&store).1, 1, "the redeclared index survives a restart");
     store.transact_blocking(|tx| tx.insert("items", object(&[]))).expect("the store still takes commits");
 }
 
-#[test]
-fn transactions_can_begin_at_a_retained_past_timestamp() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
+fn transactions_can_begin_at_a_retained_past_timestamp(db: TestDb) {
+    let store = db.open();
     let (id, first) = store.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(1))]))).unwrap();
     store.transact_blocking(|tx| tx.patch(id, BTreeMap::from([("n".to_owned(), Some(Value::Int64(2)))]))).unwrap();
     let mut past = store.begin_at(first).expect("recent states are retained");
@@ -541,17 +500,41 @@ fn transactions_can_begin_at_a_retained_past_timestamp() {
     assert!(store.begin_at(future).is_none(), "the future is not readable yet");
 }
 
-#[tokio::test]
-async fn system_schemas_declare_indexes_on_system_tables_only() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = open(directory.path());
-    let jobs = Schema { tables: vec![TableSchema::new("_jobs").index("by_state", &["state"])] };
-    let error = store.apply_schema(&jobs).await.unwrap_err();
-    assert!(matches!(error, CommitError::Transaction(TransactionError::InvalidSchema(_))), "{error}");
-    store.apply_system_schema(&jobs).await.unwrap();
-    assert_eq!(store.snapshot().index_names("_jobs").unwrap(), vec!["by_id", "by_creation_time", "by_state"]);
-    for bad in ["users", "_tables"] {
-        let schema = Schema { tables: vec![TableSchema::new(bad)] };
-        assert!(store.apply_system_schema(&schema).await.is_err(), "`{bad}` is not a system table to declare");
-    }
+fn system_schemas_declare_indexes_on_system_tables_only(db: TestDb) {
+    let store = db.open();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        let jobs = Schema { tables: vec![TableSchema::new("_jobs").index("by_state", &["state"])] };
+        let error = store.apply_schema(&jobs).await.unwrap_err();
+        assert!(matches!(error, CommitError::Transaction(TransactionError::InvalidSchema(_))), "{error}");
+        store.apply_system_schema(&jobs).await.unwrap();
+        assert_eq!(store.snapshot().index_names("_jobs").unwrap(), vec!["by_id", "by_creation_time", "by_state"]);
+        for bad in ["users", "_tables"] {
+            let schema = Schema { tables: vec![TableSchema::new(bad)] };
+            assert!(store.apply_system_schema(&schema).await.is_err(), "`{bad}` is not a system table to declare");
+        }
+    });
 }
+
+common::on_both_backends!(
+    committed_writes_survive_reopen,
+    conflicting_transactions_abort_with_a_typed_error,
+    writes_outside_the_read_set_do_not_conflict,
+    a_scan_reads_only_what_was_consumed,
+    reading_a_missing_table_conflicts_with_its_creation,
+    transactions_read_their_own_writes,
+    adding_an_index_back_fills_it_and_survives_restart,
+    schema_validation_rejects_bad_writes_and_bad_schemas,
+    bad_input_is_rejected_and_changes_nothing,
+    per_transaction_limits_are_enforced_at_the_boundary,
+    change_stream_publishes_commits_in_order_with_old_and_new,
+    checkpoints_fold_the_log_and_recovery_combines_both,
+    the_instance_secret_is_random_and_kept_with_the_data,
+    a_transaction_older_than_the_write_log_fails_as_too_old_and_is_retryable,
+    bytes_read_and_written_per_transaction_are_limited,
+    counts_and_offsets_agree_with_scans_and_conflict_only_inside_what_they_read,
+    system_tables_are_written_only_through_system_access,
+    redeclaring_an_index_with_other_fields_rebuilds_it,
+    transactions_can_begin_at_a_retained_past_timestamp,
+    system_schemas_declare_indexes_on_system_tables_only,
+);

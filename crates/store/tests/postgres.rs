@@ -1,0 +1,159 @@
+//! The PostgreSQL backend's own guarantees: one writer at a time through a lease, fencing of a
+//! writer that lost it, and clear errors for bad configuration and damaged data. (The engine's
+//! behaviour on PostgreSQL is checked by the shared suites in `store.rs`, `model.rs`, ...)
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestDb, int, object};
+use livebase_store::{CommitError, OpenError, PostgresConfig, Storage, Store, StoreConfig};
+use livebase_value::Value;
+
+fn postgres_config(db: &TestDb) -> PostgresConfig {
+    match db.config().storage {
+        Storage::Postgres(config) => config,
+        Storage::Directory(_) => unreachable!("a PostgreSQL test database"),
+    }
+}
+
+/// Makes the current lease look expired, as if its writer had stalled for longer than its TTL.
+fn expire_lease(db: &TestDb) {
+    db.execute("UPDATE lease SET expires_at = now() - interval '1 second'");
+}
+
+#[test]
+fn a_second_writer_is_refused_while_the_first_holds_the_lease() {
+    let Some(db) = TestDb::postgres() else { return };
+    let first = db.open();
+    first.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(1))]))).unwrap();
+    let error = Store::open(db.config()).err().expect("a second writer is refused");
+    assert!(matches!(error, OpenError::Leased { epoch: 1, .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("in use by another Livebase writer") && message.contains("pid"), "{message}");
+    first.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(2))]))).expect("the first goes on");
+    drop(first);
+    let second = db.open();
+    assert_eq!(second.snapshot().document_count("items"), 2, "a released lease is taken at once");
+    assert_eq!(db.query_one_i64("SELECT epoch FROM lease"), 2);
+}
+
+#[test]
+fn a_writer_that_lost_its_lease_commits_nothing_after_the_takeover() {
+    let Some(db) = TestDb::postgres() else { return };
+    let old = db.open();
+    let (kept, _) = old.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(1))]))).unwrap();
+    expire_lease(&db);
+    let new = db.open();
+    assert_eq!(int(&new.snapshot().get(kept).unwrap(), "n"), 1, "the new writer recovered the old one's commits");
+
+    let error = old.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(2))]))).unwrap_err();
+    let CommitError::Unavailable(reason) = &error else { panic!("the old writer is fenced: {error}") };
+    assert!(reason.contains("lost its PostgreSQL lease (epoch 1)") && reason.contains("epoch 2"), "{reason}");
+    let error = old.transact_blocking(|tx| tx.insert("items", object(&[]))).unwrap_err();
+    assert!(matches!(error, CommitError::Unavailable(_)), "and stays stopped: {error}");
+
+    new.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(3))]))).unwrap();
+    drop(old); // Its shutdown must neither release the new writer's lease nor write anything.
+    new.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(4))]))).expect("still the writer");
+    drop(new);
+    let store = db.open();
+    let mut values: Vec<i64> = store.snapshot().documents("items").iter().map(|document| int(document, "n")).collect();
+    values.sort_unstable();
+    assert_eq!(values, vec![1, 3, 4], "nothing the fenced writer tried is visible");
+}
+
+#[test]
+fn an_expired_lease_is_not_renewed_and_fences_its_writer() {
+    let Some(db) = TestDb::postgres() else { return };
+    let store = db.open();
+    store.transact_blocking(|tx| tx.insert("items", object(&[]))).unwrap();
+    expire_lease(&db);
+    let error = store.transact_blocking(|tx| tx.insert("items", object(&[]))).unwrap_err();
+    let CommitError::Unavailable(reason) = &error else { panic!("an expired lease fences: {error}") };
+    assert!(reason.contains("expired before it was renewed"), "{reason}");
+    drop(store);
+    assert_eq!(db.open().snapshot().document_count("items"), 1);
+}
+
+#[test]
+fn a_waiting_writer_takes_over_once_the_lease_is_released() {
+    let Some(db) = TestDb::postgres() else { return };
+    let first = db.open();
+    first.transact_blocking(|tx| tx.insert("items", object(&[]))).unwrap();
+    let patient = StoreConfig::postgres(PostgresConfig { lease_wait: Duration::from_secs(60), ..postgres_config(&db) });
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| Store::open(patient));
+        // The waiter can only get in once `first` lets go: dropping it releases the lease.
+        first.transact_blocking(|tx| tx.insert("items", object(&[]))).unwrap();
+        drop(first);
+        let second = waiting.join().unwrap().expect("the waiting writer opens once the lease is free");
+        assert_eq!(second.snapshot().document_count("items"), 2);
+    });
+}
+
+#[test]
+fn bad_configuration_is_refused_clearly_and_creates_nothing() {
+    let Some(db) = TestDb::postgres() else { return };
+    let base = postgres_config(&db);
+    let cases = [
+        (PostgresConfig { schema: "Robert'); DROP TABLE".into(), ..base.clone() }, "schema name"),
+        (PostgresConfig { schema: String::new(), ..base.clone() }, "schema name"),
+        (PostgresConfig { schema: "a".repeat(64), ..base.clone() }, "schema name"),
+        (PostgresConfig { lease_ttl: Duration::from_millis(499), ..base.clone() }, "below the minimum"),
+        (PostgresConfig { lease_wait: Duration::from_secs(601), ..base.clone() }, "over the maximum"),
+        (PostgresConfig { url: "postgres://127.0.0.1:5432/test?bogus_option=1".into(), ..base.clone() }, "connection"),
+    ];
+    for (config, expected) in cases {
+        let error = Store::open(StoreConfig::postgres(config)).err().expect("refused").to_string();
+        assert!(error.contains(expected), "{error}");
+    }
+    let created = db.query_one_i64(&format!(
+        "SELECT count(*) FROM pg_namespace WHERE nspname = '{}' OR nspname LIKE 'a%aaaa'",
+        base.schema
+    ));
+    assert_eq!(created, 0, "nothing was created");
+    // The longest valid name is fine.
+    let longest = PostgresConfig { schema: format!("livebase_test_{}", "x".repeat(49)), ..base };
+    let store = Store::open(StoreConfig::postgres(longest)).expect("a 63-character schema name is valid");
+    drop(store);
+    db.execute(&format!("DROP SCHEMA livebase_test_{} CASCADE", "x".repeat(49)));
+}
+
+#[test]
+fn damaged_data_fails_to_open_with_a_clear_error() {
+    for (statement, expected) in [
+        ("INSERT INTO log (ts, entry) VALUES (9000000000000000000, '\\x0102')", "log entry at 9000000000000000000"),
+        ("UPDATE documents SET document = '\\x00' WHERE table_number > 10000", "document"),
+        ("UPDATE meta SET value = 99 WHERE key = 'format_version'", "format version 99"),
+        ("UPDATE secrets SET value = '\\x00'", "secret"),
+    ] {
+        let Some(db) = TestDb::postgres() else { return };
+        let store = db.open();
+        store.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(1))]))).unwrap();
+        drop(store);
+        db.execute(statement);
+        let error = Store::open(db.config()).err().expect("damaged data is refused").to_string();
+        assert!(error.contains("corrupt") && error.contains(expected), "{statement}: {error}");
+    }
+}
+
+#[test]
+fn the_lease_is_renewed_while_the_writer_runs() {
+    let Some(db) = TestDb::postgres() else { return };
+    let short = PostgresConfig { lease_ttl: Duration::from_secs(1), ..postgres_config(&db) };
+    let store = Store::open(StoreConfig::postgres(short)).unwrap();
+    let expiry = || db.query_one_i64("SELECT (extract(epoch FROM expires_at) * 1000000)::bigint FROM lease");
+    let first = expiry();
+    // Wait for the renewer's update (an event in the database), boundedly.
+    let mut renewed = false;
+    for _ in 0..300 {
+        if expiry() > first {
+            renewed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(renewed, "the renewer extends the lease");
+    store.transact_blocking(|tx| tx.insert("items", object(&[]))).expect("a renewed lease keeps committing");
+}
