@@ -2,6 +2,7 @@
 //! transaction, the caller's identity, a fixed clock, logging); for actions an [`ActionCtx`] (no
 //! database: it runs other functions).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,8 +15,9 @@ use livebase_value::{DocumentId, Object, Value};
 
 use crate::env;
 use crate::error::FunctionError;
+use crate::fetch::{HttpRequest, HttpResponse};
 use crate::log::{LogCollector, LogLevel};
-use crate::runtime::{Caller, Runtime, now_millis};
+use crate::runtime::{Caller, RunOnce, Runtime, now_millis};
 use crate::scheduler::{self, check_scheduled_count};
 
 /// Who is calling.
@@ -27,11 +29,13 @@ pub enum Identity {
     User(UserIdentity),
     /// The server itself (scheduled jobs, crons): may call internal functions.
     System,
+    /// An operator holding the deployment's admin key: may call internal functions.
+    Admin,
 }
 
 impl Identity {
     pub(crate) fn may_call_internal(&self) -> bool {
-        matches!(self, Identity::System)
+        matches!(self, Identity::System | Identity::Admin)
     }
 }
 
@@ -52,11 +56,11 @@ pub struct Auth<'a> {
 }
 
 impl<'a> Auth<'a> {
-    /// The calling user, or `None` for an unauthenticated client or the server itself.
+    /// The calling user, or `None` for an unauthenticated client, the server itself or an admin.
     pub fn get_user_identity(&self) -> Option<&'a UserIdentity> {
         match self.identity {
             Identity::User(user) => Some(user),
-            Identity::Unauthenticated | Identity::System => None,
+            Identity::Unauthenticated | Identity::System | Identity::Admin => None,
         }
     }
 }
@@ -156,6 +160,8 @@ impl QueryRun<'_, '_> {
 pub struct FunctionCtx<'a> {
     db: Database<'a>,
     identity: &'a Identity,
+    /// Whether the handler looked at `identity`: if not, the result is every caller's.
+    identity_read: Cell<bool>,
     now: f64,
     logs: LogCollector,
     jobs_scheduled: usize,
@@ -163,7 +169,8 @@ pub struct FunctionCtx<'a> {
 
 impl<'a> FunctionCtx<'a> {
     pub(crate) fn new(db: Database<'a>, identity: &'a Identity, now: f64) -> FunctionCtx<'a> {
-        FunctionCtx { db, identity, now, logs: LogCollector::default(), jobs_scheduled: 0 }
+        let identity_read = Cell::new(false);
+        FunctionCtx { db, identity, identity_read, now, logs: LogCollector::default(), jobs_scheduled: 0 }
     }
 
     /// Schedules and cancels jobs in this call's transaction: they exist only if the mutation commits.
@@ -182,7 +189,12 @@ impl<'a> FunctionCtx<'a> {
     }
 
     pub fn auth(&self) -> Auth<'a> {
+        self.identity_read.set(true);
         Auth { identity: self.identity }
+    }
+
+    pub(crate) fn identity_read(&self) -> bool {
+        self.identity_read.get()
     }
 
     /// Milliseconds since the Unix epoch, read once when the run (or the mutation's attempt) started:
@@ -265,6 +277,12 @@ impl ActionCtx {
         self.logs.lock().unwrap_or_else(PoisonError::into_inner).log(level, &message.to_string());
     }
 
+    /// Sends an HTTP request and reads the whole response, within the `MAX_FETCH_*` limits. A
+    /// response with an error status is still a response; failing to get one is an error.
+    pub async fn fetch(&self, request: HttpRequest) -> Result<HttpResponse, FunctionError> {
+        crate::fetch::fetch(self.runtime.http_client(), request).await
+    }
+
     /// Runs a query (public or internal) at the latest snapshot, as the action's caller.
     pub async fn run_query(&self, path: &str, args: Object) -> Result<Value, FunctionError> {
         let outcome = self.runtime.call_query(path, args, &self.caller.nested(), None, None);
@@ -274,7 +292,7 @@ impl ActionCtx {
 
     /// Runs a mutation (public or internal) in its own transaction, as the action's caller.
     pub async fn run_mutation(&self, path: &str, args: Object) -> Result<Value, FunctionError> {
-        let outcome = self.runtime.call_mutation(path, args, &self.caller.nested(), None).await;
+        let outcome = self.runtime.call_mutation(path, args, &self.caller.nested(), RunOnce::Unrecorded).await;
         self.keep_logs(outcome.log_lines);
         outcome.result
     }

@@ -104,4 +104,10 @@ pub enum RegistryError {
     InvalidCron { name: String, why: String },
     #[error("The arguments validator of `{path}` must be an object validator (`v.object({{...}})`), not `{validator}`")]
     ArgsNotObject { path: FunctionPath, validator: String },
+    #[error("Invalid HTTP route `{route}`: {why}")]
+    InvalidRoute { route: String, why: String },
+    #[error("HTTP route `{0}` is registered twice")]
+    DuplicateRoute(String),
+    #[error("Can't add HTTP route `{0}`: an app defines at most {max} routes (MAX_HTTP_ROUTES)", max = crate::limits::MAX_HTTP_ROUTES)]
+    TooManyRoutes(String),
 }

@@ -5,7 +5,8 @@
 //! database inside one transaction, the caller's identity, logging), and the one function-call
 //! interface every language goes through (`runtime.rs`: Rust handlers now, TypeScript through QuickJS
 //! later): resolve the path, check the caller and the arguments, run the handler (catching panics),
-//! check the result, return it with the call's log lines. Scheduled jobs and crons (`scheduler.rs`)
+//! check the result, return it with the call's log lines. HTTP actions (`http.rs`) are routes of the
+//! registry, run by the same runtime. Scheduled jobs and crons (`scheduler.rs`)
 //! and environment variables (`env.rs`) live in system tables of the store. Values cross it as [`Value`]s. No sockets:
 //! the sync and HTTP layers call [`Runtime`].
 //!
@@ -104,11 +105,14 @@
 mod context;
 mod env;
 mod error;
+mod fetch;
+mod http;
 pub mod limits;
 mod log;
 mod pagination;
 mod path;
 mod registry;
+mod replays;
 mod runtime;
 mod scheduler;
 mod typed;
@@ -118,11 +122,14 @@ pub use context::{
 };
 pub use env::ENVIRONMENT_VARIABLES_TABLE;
 pub use error::{FunctionError, INTERNAL_ERROR_MESSAGE, RegistryError};
+pub use fetch::{HttpRequest, HttpResponse};
+pub use http::{HttpActionFuture, HttpMethod, HttpRoute, RoutePath};
 pub use log::{LogLevel, LogLine};
 pub use pagination::{pagination_options, pagination_opts_validator, pagination_result};
 pub use path::{DEFAULT_FUNCTION_NAME, FunctionPath, PathError};
 pub use registry::{ActionFuture, Function, FunctionKind, Registry, Visibility};
-pub use runtime::{ActionOutcome, MutationOutcome, QueryOutcome, Runtime};
+pub use replays::{MUTATION_REPLAYS_TABLE, RequestKey};
+pub use runtime::{ActionOutcome, HttpActionOutcome, MutationOutcome, QueryOutcome, Runtime};
 pub use scheduler::{
     CRON_JOBS_TABLE, CronSchedule, JobState, SCHEDULED_FUNCTIONS_TABLE, ScheduledJob, SchedulerHandle,
 };

@@ -4,7 +4,6 @@
 use std::fmt;
 
 use crate::limits::{MAX_LOG_LINE_BYTES, MAX_LOG_LINES};
-use crate::path::FunctionPath;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogLevel {
@@ -87,7 +86,7 @@ impl LogCollector {
 }
 
 /// Emits a finished call's lines to `tracing`, so server operators see what functions log.
-pub(crate) fn emit(function: &FunctionPath, lines: &[LogLine]) {
+pub(crate) fn emit(function: &dyn fmt::Display, lines: &[LogLine]) {
     for line in lines {
         match line.level {
             LogLevel::Log | LogLevel::Info => {

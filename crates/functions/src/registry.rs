@@ -11,6 +11,7 @@ use livebase_value::{Object, Validator, Value};
 
 use crate::context::{ActionCtx, FunctionCtx};
 use crate::error::{FunctionError, RegistryError};
+use crate::http::{HttpRoute, HttpRouter};
 use crate::limits::MAX_CRON_JOBS;
 use crate::path::FunctionPath;
 use crate::scheduler::{Cron, CronSchedule};
@@ -129,11 +130,12 @@ impl Registered {
     }
 }
 
-/// Every function of an app, by path, and its crons, by name.
+/// Every function of an app, by path, its crons, by name, and its HTTP routes.
 #[derive(Default)]
 pub struct Registry {
     functions: BTreeMap<FunctionPath, Registered>,
     crons: BTreeMap<String, Cron>,
+    http: HttpRouter,
 }
 
 impl Registry {
@@ -178,6 +180,17 @@ impl Registry {
         let cron = Cron::new(name, schedule, path, args)?;
         self.crons.insert(name.to_owned(), cron);
         Ok(self)
+    }
+
+    /// Adds an HTTP action (Convex's `http.route`). Paths start with `/`, prefixes also end with it; a
+    /// method and path (or prefix) may be routed once.
+    pub fn route(&mut self, route: HttpRoute) -> Result<&mut Registry, RegistryError> {
+        self.http.add(route)?;
+        Ok(self)
+    }
+
+    pub(crate) fn http(&self) -> &HttpRouter {
+        &self.http
     }
 
     pub(crate) fn crons(&self) -> &BTreeMap<String, Cron> {

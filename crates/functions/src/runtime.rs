@@ -4,22 +4,29 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use livebase_query::{CursorKey, Journal};
+use livebase_store::limits::MAX_RETAINED_SNAPSHOTS;
 use livebase_store::{ReadSet, Store, Timestamp};
 use livebase_value::{DocumentId, IdTableResolver, Object, Value};
+use tokio::sync::OnceCell;
 
 use crate::context::{ActionCtx, Database, FunctionCtx, Identity};
 use crate::env;
 use crate::error::FunctionError;
-use crate::limits::MAX_ACTION_DEPTH;
+use crate::fetch::{HttpRequest, HttpResponse};
+use crate::limits::{
+    MAX_ACTION_DEPTH, MAX_ACTION_DURATION, MAX_HTTP_ACTION_RESPONSE_BYTES, MAX_REPLAYS_PRUNED_PER_COMMIT,
+};
 use crate::log::{LogCollector, LogLine, emit};
 use crate::path::FunctionPath;
 use crate::registry::{ActionFuture, FunctionKind, Handler, Registered, Registry, Visibility};
+use crate::replays::{self, RequestKey};
 use crate::scheduler::{self, Cron, JobState, ScheduledJob};
 
 /// A query's run.
@@ -33,6 +40,9 @@ pub struct QueryOutcome {
     pub journal: Option<String>,
     /// The snapshot the query read.
     pub ts: Timestamp,
+    /// Whether the query looked at the caller's identity (`ctx.auth()`): if not, its result is the
+    /// same for every caller.
+    pub read_identity: bool,
 }
 
 /// A mutation's run.
@@ -49,6 +59,15 @@ pub struct MutationOutcome {
 #[derive(Debug)]
 pub struct ActionOutcome {
     pub result: Result<Value, FunctionError>,
+    /// The action's lines, then those of the functions it ran, in the order they finished.
+    pub log_lines: Vec<LogLine>,
+}
+
+/// An HTTP action's run.
+#[derive(Debug)]
+pub struct HttpActionOutcome {
+    /// What to answer: the handler's response, or the runtime's when there was none to give.
+    pub response: HttpResponse,
     /// The action's lines, then those of the functions it ran, in the order they finished.
     pub log_lines: Vec<LogLine>,
 }
@@ -93,12 +112,36 @@ struct RuntimeInner {
     store: Store,
     registry: Registry,
     cursor_key: CursorKey,
+    /// Set once `_mutation_replays` has its index, declared on first use.
+    replays_declared: OnceCell<()>,
+    /// Built on the first `fetch`: most runtimes never reach the network.
+    http_client: OnceLock<reqwest::Client>,
+}
+
+/// What makes a mutation's run count once, written in the mutation's own transaction.
+#[derive(Clone, Copy)]
+pub(crate) enum RunOnce<'a> {
+    /// Nothing: the caller does not retry the call.
+    Unrecorded,
+    /// A scheduled job, settled by the run.
+    Job(DocumentId),
+    /// A client's request, whose result is recorded for replays.
+    Request(&'a RequestKey),
 }
 
 impl Runtime {
     pub fn new(store: Store, registry: Registry) -> Runtime {
         let cursor_key = CursorKey::new(store.secret());
-        Runtime { inner: Arc::new(RuntimeInner { store, registry, cursor_key }) }
+        let replays_declared = OnceCell::new();
+        Runtime {
+            inner: Arc::new(RuntimeInner {
+                store,
+                registry,
+                cursor_key,
+                replays_declared,
+                http_client: OnceLock::new(),
+            }),
+        }
     }
 
     /// The store the functions run against (its change stream drives live queries).
@@ -121,12 +164,78 @@ impl Runtime {
 
     /// Runs a mutation in one serializable transaction, again from the start on every conflict.
     pub async fn run_mutation(&self, path: &str, args: Object, identity: &Identity) -> MutationOutcome {
-        self.call_mutation(path, args, &Caller::outside(identity), None).await
+        self.call_mutation(path, args, &Caller::outside(identity), RunOnce::Unrecorded).await
+    }
+
+    /// Runs a mutation at most once per `request`: the first run that commits records its result
+    /// (see `MUTATION_REPLAY_RETENTION`), and a later call with the same key gets that result, no log
+    /// lines, and a timestamp at or after the original commit, without running again.
+    pub async fn run_mutation_once(
+        &self,
+        path: &str,
+        args: Object,
+        identity: &Identity,
+        request: &RequestKey,
+    ) -> MutationOutcome {
+        if let Err(error) = self.declare_replays().await {
+            return MutationOutcome { result: Err(error), log_lines: Vec::new(), ts: None };
+        }
+        self.call_mutation(path, args, &Caller::outside(identity), RunOnce::Request(request)).await
+    }
+
+    /// Deletes the replay records older than `retention` (the server runs this every so often with
+    /// `MUTATION_REPLAY_RETENTION`); returns how many.
+    pub async fn prune_mutation_replays(&self, retention: Duration) -> Result<usize, FunctionError> {
+        self.declare_replays().await?;
+        let cutoff = now_millis() - retention.as_secs_f64() * 1_000.0;
+        let mut pruned = 0;
+        // Ends: every pass deletes a full batch older than a cutoff fixed before the first, and no
+        // record is created that old.
+        loop {
+            let (batch, _) = self.inner.store.transact(|tx| replays::prune(tx, cutoff)).await?;
+            pruned += batch;
+            if batch < MAX_REPLAYS_PRUNED_PER_COMMIT {
+                return Ok(pruned);
+            }
+        }
+    }
+
+    async fn declare_replays(&self) -> Result<(), FunctionError> {
+        let store = &self.inner.store;
+        self.inner
+            .replays_declared
+            .get_or_try_init(|| async { store.apply_system_schema(&replays::schema()).await.map(drop) })
+            .await?;
+        Ok(())
     }
 
     /// Runs an action as a task of its own.
     pub async fn run_action(&self, path: &str, args: Object, identity: &Identity) -> ActionOutcome {
         self.call_action(path, args, Caller::outside(identity)).await
+    }
+
+    /// Runs the HTTP action routed for `request` as a task of its own, within `MAX_ACTION_DURATION`.
+    /// Without a matching route the response is a 404; when the handler fails it is a 500 carrying
+    /// the error's client message (the full error goes to the log), as it is when the handler's
+    /// response has a status outside 100-999 or a body over `MAX_HTTP_ACTION_RESPONSE_BYTES`.
+    pub async fn run_http_action(&self, request: HttpRequest, identity: &Identity) -> HttpActionOutcome {
+        let Some(route) = self.inner.registry.http().lookup(&request.method, request.path()) else {
+            let response = HttpResponse::text(404, format!("No HttpAction routed for {}", request.path()));
+            return HttpActionOutcome { response, log_lines: Vec::new() };
+        };
+        let name = route.name();
+        let logs = Arc::new(Mutex::new(LogCollector::default()));
+        let caller = Caller { action_depth: 1, ..Caller::outside(identity) };
+        let ctx = ActionCtx::new(self.clone(), caller, Arc::clone(&logs));
+        let result = match catch_panic(&name, || Ok((route.handler)(ctx, request))) {
+            Ok(work) => within_action_duration(&name, run_isolated(&name, work)).await,
+            Err(error) => Err(error),
+        };
+        let result = result.and_then(check_http_response);
+        let log_lines = take_logs(&logs);
+        finish(&name, &result, &log_lines);
+        let response = result.unwrap_or_else(|error| HttpResponse::text(500, error.client_message()));
+        HttpActionOutcome { response, log_lines }
     }
 
     pub(crate) fn call_query(
@@ -147,15 +256,22 @@ impl Runtime {
             }
             Some((Some(tx), at)) => (tx, at),
             Some((None, at)) => {
-                let why =
-                    if at > latest { "it is after the latest commit" } else { "that state is no longer retained" };
-                let error = FunctionError::failed(format!("Can't run a query at timestamp {at}: {why} ({latest})"));
+                let why = if at > latest {
+                    format!("it is after the latest commit ({latest})")
+                } else {
+                    format!(
+                        "that state is no longer retained (the states of the last {MAX_RETAINED_SNAPSHOTS} \
+                         commits are: MAX_RETAINED_SNAPSHOTS; the latest is {latest})"
+                    )
+                };
+                let error = FunctionError::failed(format!("Can't run a query at timestamp {at}: {why}"));
                 return QueryOutcome {
                     result: Err(error),
                     log_lines: Vec::new(),
                     read_set: ReadSet::new(),
                     journal: None,
                     ts: latest,
+                    read_identity: false,
                 };
             }
         };
@@ -166,28 +282,39 @@ impl Runtime {
             Ok(prepared) => prepared,
             Err(error) => {
                 let read_set = ReadSet::new();
-                return QueryOutcome { result: Err(error), log_lines: Vec::new(), read_set, journal: None, ts };
+                let journal = None;
+                return QueryOutcome {
+                    result: Err(error),
+                    log_lines: Vec::new(),
+                    read_set,
+                    journal,
+                    ts,
+                    read_identity: false,
+                };
             }
         };
         let Handler::Query(handler) = &function.handler else { unreachable!("prepare checked the kind") };
         let database = Database::new(&mut tx, &mut journal, false);
         let mut ctx = FunctionCtx::new(database, &caller.identity, now_millis());
         let result = catch_panic(&function.path, || handler(&mut ctx, args));
+        let read_identity = ctx.identity_read();
         let log_lines = ctx.into_logs().finish();
         let result = result.and_then(|value| check_returns(function, value, &tx));
         assert!(tx.is_read_only(), "the database of a query refuses writes");
         finish(&function.path, &result, &log_lines);
-        QueryOutcome { result, log_lines, read_set: tx.read_set().clone(), journal: journal.finish(), ts }
+        let (read_set, journal) = (tx.read_set().clone(), journal.finish());
+        QueryOutcome { result, log_lines, read_set, journal, ts, read_identity }
     }
 
-    /// Runs a mutation; for a scheduled `job`, settles the job in the mutation's own transaction (or
-    /// commits nothing when the job is no longer pending), so the job runs exactly once.
+    /// Runs a mutation. For a scheduled job, settles the job in the mutation's own transaction (or
+    /// commits nothing when the job is no longer pending), so the job runs exactly once. For a
+    /// client's request, answers from the recorded result if there is one, else records it.
     pub(crate) async fn call_mutation(
         &self,
         path: &str,
         args: Object,
         caller: &Caller,
-        job: Option<DocumentId>,
+        once: RunOnce<'_>,
     ) -> MutationOutcome {
         let store = &self.inner.store;
         let (function, args) = match self.prepare(path, FunctionKind::Mutation, caller, args, &store.snapshot()) {
@@ -198,6 +325,13 @@ impl Runtime {
         let mut logs = LogCollector::default();
         let committed = store
             .transact(|tx| {
+                if let RunOnce::Request(request) = once
+                    && let Some(recorded) = replays::find(tx, request)?
+                {
+                    // The transaction stays read-only: its timestamp is its snapshot's, which holds the record.
+                    logs = LogCollector::default();
+                    return Ok(Ok(recorded));
+                }
                 let mut journal =
                     Journal::new(self.inner.cursor_key.clone(), None).expect("starting without a journal never fails");
                 let database = Database::new(&mut *tx, &mut journal, true);
@@ -206,13 +340,18 @@ impl Runtime {
                 let result = catch_panic(&function.path, || handler(&mut ctx, args.clone()));
                 // Each attempt starts a fresh log: only the attempt that counts is reported.
                 logs = ctx.into_logs();
-                let result = result.and_then(|value| check_returns(function, value, &*tx));
+                let mut result = result.and_then(|value| check_returns(function, value, &*tx));
+                if let (RunOnce::Request(request), Ok(value)) = (once, &result)
+                    && let Err(error) = replays::record(tx, request, value)?
+                {
+                    result = Err(error);
+                }
                 if result.is_err() {
                     // A failed mutation commits nothing: swap its writes for an empty transaction, whose
                     // commit is a no-op.
                     *tx = store.begin();
                 }
-                if let Some(job) = job
+                if let RunOnce::Job(job) = once
                     && !scheduler::settle(tx, job, JobState::Pending, &result, now)?
                 {
                     *tx = store.begin();
@@ -233,17 +372,7 @@ impl Runtime {
     }
 
     pub(crate) async fn call_action(&self, path: &str, args: Object, caller: Caller) -> ActionOutcome {
-        // A task of its own, so a panic while it is polled fails this call and nothing else.
-        self.call_action_with(path, args, caller, |path, work| async move {
-            tokio::spawn(work).await.unwrap_or_else(|failure| {
-                let why = match failure.try_into_panic() {
-                    Ok(payload) => format!("panicked: {}", panic_message(payload.as_ref())),
-                    Err(failure) => format!("was stopped: {failure}"),
-                };
-                Err(FunctionError::internal(format!("`{path}` {why}")))
-            })
-        })
-        .await
+        self.call_action_with(path, args, caller, |path, work| async move { run_isolated(&path, work).await }).await
     }
 
     /// Runs an action in the calling task, for a caller that isolates panics itself (the scheduler).
@@ -273,22 +402,26 @@ impl Runtime {
         assert!(caller.action_depth <= MAX_ACTION_DEPTH, "`nested_action` checks the depth before the call");
         let ctx = ActionCtx::new(self.clone(), caller, Arc::clone(&logs));
         let result = match catch_panic(&function.path, || Ok(handler(ctx, args))) {
-            Ok(work) => drive(function.path.clone(), work).await,
+            Ok(work) => within_action_duration(&function.path, drive(function.path.clone(), work)).await,
             Err(error) => Err(error),
         };
         let result = result.and_then(|value| check_returns(function, value, &self.inner.store.snapshot()));
-        // Clones of the context may outlive the call (tasks the action spawned): take the lines out.
-        let log_lines = std::mem::take(&mut *logs.lock().unwrap_or_else(PoisonError::into_inner)).finish();
+        let log_lines = take_logs(&logs);
         finish(&function.path, &result, &log_lines);
         ActionOutcome { result, log_lines }
+    }
+
+    pub(crate) fn http_client(&self) -> &reqwest::Client {
+        self.inner.http_client.get_or_init(crate::fetch::client)
     }
 
     pub(crate) fn crons(&self) -> &BTreeMap<String, Cron> {
         self.inner.registry.crons()
     }
 
-    /// The kind of the function at `path`, if there is one.
-    pub(crate) fn function_kind(&self, path: &FunctionPath) -> Option<FunctionKind> {
+    /// The kind of the function at `path`, if there is one (public or internal: callers that may not
+    /// see internal functions are refused when they call it).
+    pub fn function_kind(&self, path: &FunctionPath) -> Option<FunctionKind> {
         self.inner.registry.get(path).map(Registered::kind)
     }
 
@@ -354,6 +487,55 @@ impl Runtime {
     }
 }
 
+fn check_http_response(response: HttpResponse) -> Result<HttpResponse, FunctionError> {
+    if !(100..=999).contains(&response.status) {
+        return Err(FunctionError::failed(format!(
+            "An HTTP action answered with status {}: a status is 100 to 999",
+            response.status
+        )));
+    }
+    if response.body.len() > MAX_HTTP_ACTION_RESPONSE_BYTES {
+        return Err(FunctionError::failed(format!(
+            "An HTTP action answered with {} bytes: at most {MAX_HTTP_ACTION_RESPONSE_BYTES} \
+             (MAX_HTTP_ACTION_RESPONSE_BYTES)",
+            response.body.len()
+        )));
+    }
+    Ok(response)
+}
+
+/// The lines an action logged. Clones of its context may outlive the call (tasks the action
+/// spawned): the lines are taken out, not shared.
+fn take_logs(logs: &Mutex<LogCollector>) -> Vec<LogLine> {
+    std::mem::take(&mut *logs.lock().unwrap_or_else(PoisonError::into_inner)).finish()
+}
+
+/// Runs `work` as a task of its own, so a panic while it is polled fails this call and nothing else.
+async fn run_isolated<T: Send + 'static>(
+    name: &(dyn fmt::Display + Sync),
+    work: impl Future<Output = Result<T, FunctionError>> + Send + 'static,
+) -> Result<T, FunctionError> {
+    tokio::spawn(work).await.unwrap_or_else(|failure| {
+        let why = match failure.try_into_panic() {
+            Ok(payload) => format!("panicked: {}", panic_message(payload.as_ref())),
+            Err(failure) => format!("was stopped: {failure}"),
+        };
+        Err(FunctionError::internal(format!("`{name}` {why}")))
+    })
+}
+
+/// Fails an action's `work` once it has run `MAX_ACTION_DURATION`.
+async fn within_action_duration<T>(
+    name: &(dyn fmt::Display + Sync),
+    work: impl Future<Output = Result<T, FunctionError>>,
+) -> Result<T, FunctionError> {
+    tokio::time::timeout(MAX_ACTION_DURATION, work).await.unwrap_or_else(|_| {
+        Err(FunctionError::failed(format!(
+            "`{name}` ran longer than {MAX_ACTION_DURATION:?} (MAX_ACTION_DURATION) and was stopped"
+        )))
+    })
+}
+
 fn check_returns(function: &Registered, value: Value, tables: &dyn IdTableResolver) -> Result<Value, FunctionError> {
     if let Some(returns) = &function.returns
         && let Err(error) = returns.validate(&value, tables)
@@ -364,11 +546,11 @@ fn check_returns(function: &Registered, value: Value, tables: &dyn IdTableResolv
 }
 
 /// Runs a handler, turning a panic into an internal error of this call.
-fn catch_panic<T>(path: &FunctionPath, run: impl FnOnce() -> Result<T, FunctionError>) -> Result<T, FunctionError> {
+fn catch_panic<T>(name: &dyn fmt::Display, run: impl FnOnce() -> Result<T, FunctionError>) -> Result<T, FunctionError> {
     // Unwind safety: whatever the handler was changing (its context, its transaction) is thrown away
     // with the failed call, never looked at again.
     catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|payload| {
-        Err(FunctionError::internal(format!("`{path}` panicked: {}", panic_message(payload.as_ref()))))
+        Err(FunctionError::internal(format!("`{name}` panicked: {}", panic_message(payload.as_ref()))))
     })
 }
 
@@ -382,10 +564,10 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 
 /// Reports a finished call to `tracing`: its log lines, and its internal error, which only the server
 /// gets to see in full.
-fn finish(path: &FunctionPath, result: &Result<Value, FunctionError>, log_lines: &[LogLine]) {
-    emit(path, log_lines);
+fn finish<T>(name: &dyn fmt::Display, result: &Result<T, FunctionError>, log_lines: &[LogLine]) {
+    emit(name, log_lines);
     if let Err(FunctionError::Internal(message)) = result {
-        tracing::error!(function = %path, "{message}");
+        tracing::error!(function = %name, "{message}");
     }
 }
 

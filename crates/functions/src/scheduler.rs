@@ -31,10 +31,13 @@ use tokio::task::{JoinError, JoinHandle, JoinSet};
 
 use crate::context::Identity;
 use crate::error::{FunctionError, RegistryError};
-use crate::limits::{MAX_JOBS_SCHEDULED_PER_CALL, MAX_RUNNING_SCHEDULED_ACTIONS, MAX_SCHEDULE_AHEAD_MILLIS};
+use crate::limits::{
+    FINISHED_JOB_RETENTION, MAX_JOBS_PRUNED_PER_COMMIT, MAX_JOBS_SCHEDULED_PER_CALL, MAX_RUNNING_SCHEDULED_ACTIONS,
+    MAX_SCHEDULE_AHEAD_MILLIS,
+};
 use crate::path::FunctionPath;
 use crate::registry::FunctionKind;
-use crate::runtime::{Caller, Runtime, now_millis};
+use crate::runtime::{Caller, RunOnce, Runtime, now_millis};
 
 /// The system table of scheduled jobs.
 pub const SCHEDULED_FUNCTIONS_TABLE: &str = "_scheduled_functions";
@@ -70,6 +73,10 @@ impl JobState {
             JobState::Failed => "failed",
             JobState::Canceled => "canceled",
         }
+    }
+
+    fn is_finished(self) -> bool {
+        matches!(self, JobState::Success | JobState::Failed | JobState::Canceled)
     }
 
     fn parse(state: &str) -> JobState {
@@ -209,6 +216,39 @@ pub(crate) fn settle(
         Err(error) => set_state(tx, id, JobState::Failed, now, Some(error.to_string()))?,
     }
     Ok(true)
+}
+
+/// Deletes up to `MAX_JOBS_PRUNED_PER_COMMIT` of the jobs that finished more than
+/// `FINISHED_JOB_RETENTION` before `now`, checking each inside `tx`; returns how many.
+pub(crate) fn prune_finished(
+    tx: &mut Transaction,
+    finished: &[ScheduledJob],
+    now: f64,
+) -> Result<usize, TransactionError> {
+    let cutoff = now - FINISHED_JOB_RETENTION.as_secs_f64() * 1_000.0;
+    let mut pruned = 0;
+    for job in finished.iter().filter(|job| job.completed_time.is_some_and(|completed| completed < cutoff)) {
+        if pruned == MAX_JOBS_PRUNED_PER_COMMIT {
+            break;
+        }
+        let Some(document) = tx.get(job.id)? else { continue };
+        let current = ScheduledJob::from_document(&document);
+        if current.state.is_finished() && current.completed_time.is_some_and(|completed| completed < cutoff) {
+            tx.system_tables().delete(job.id)?;
+            pruned += 1;
+        }
+    }
+    Ok(pruned)
+}
+
+/// When the oldest finished job in `jobs` is due to be pruned.
+fn next_prune(jobs: &[ScheduledJob]) -> Option<f64> {
+    let retention = FINISHED_JOB_RETENTION.as_secs_f64() * 1_000.0;
+    jobs.iter()
+        .filter(|job| job.state.is_finished())
+        .filter_map(|job| job.completed_time)
+        .reduce(f64::min)
+        .map(|oldest| oldest + retention)
 }
 
 /// When a cron runs.
@@ -382,8 +422,11 @@ impl Runtime {
             let now = now_millis();
             let snapshot = self.store().snapshot();
             let mut progressed = self.fire_due_crons(&snapshot, now).await;
-            let mut pending: Vec<_> =
-                jobs(&snapshot).into_iter().filter(|job| job.state == JobState::Pending).collect();
+            let (mut pending, finished): (Vec<_>, Vec<_>) = jobs(&snapshot)
+                .into_iter()
+                .filter(|job| job.state != JobState::InProgress)
+                .partition(|job| job.state == JobState::Pending);
+            progressed |= self.prune_finished_jobs(&finished, now).await;
             pending.sort_by(|a, b| a.scheduled_time.total_cmp(&b.scheduled_time));
             let next_due = pending.iter().find(|job| job.scheduled_time > now).map(|job| job.scheduled_time);
             for job in pending.into_iter().take_while(|job| job.scheduled_time <= now) {
@@ -411,7 +454,7 @@ impl Runtime {
                 .map(|document| next_run_of(document))
                 .filter(|next_run| *next_run > now)
                 .reduce(f64::min);
-            let wake_at = [next_due, next_cron].into_iter().flatten().reduce(f64::min);
+            let wake_at = [next_due, next_cron, next_prune(&finished)].into_iter().flatten().reduce(f64::min);
             let timer = async {
                 match wake_at {
                     Some(at) => tokio::time::sleep(Duration::from_secs_f64(((at - now) / 1_000.0).max(0.0))).await,
@@ -470,11 +513,26 @@ impl Runtime {
         fired
     }
 
+    /// Deletes jobs finished longer than `FINISHED_JOB_RETENTION` ago, one bounded batch; `true`
+    /// when it deleted some (more may remain).
+    async fn prune_finished_jobs(&self, finished: &[ScheduledJob], now: f64) -> bool {
+        if next_prune(finished).is_none_or(|due| due > now) {
+            return false;
+        }
+        match self.store().transact(|tx| prune_finished(tx, finished, now)).await {
+            Ok((pruned, _)) => pruned > 0,
+            Err(error) => {
+                tracing::error!("could not delete old finished jobs: {error}");
+                false
+            }
+        }
+    }
+
     /// Runs a mutation's job; `false` when its end could not be recorded (the store is down), so the
     /// loop waits for a change rather than trying again at once.
     async fn run_mutation_job(&self, job: ScheduledJob) -> bool {
         let caller = Caller::outside(&Identity::System);
-        let outcome = self.call_mutation(&job.name, job.args, &caller, Some(job.id)).await;
+        let outcome = self.call_mutation(&job.name, job.args, &caller, RunOnce::Job(job.id)).await;
         // A run that committed settled its job; one that never got to commit (bad path or arguments,
         // conflicts past every retry) fails it here, unless it was canceled meanwhile.
         self.settle_job(job.id, JobState::Pending, &outcome.result).await
@@ -550,6 +608,44 @@ mod tests {
 
     fn cron(schedule: CronSchedule) -> Cron {
         Cron::new("test", schedule, "jobs:run", Object::new()).expect("a valid cron")
+    }
+
+    #[test]
+    fn finished_jobs_are_pruned_after_their_retention_in_bounded_batches() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = livebase_store::Store::open(livebase_store::StoreConfig::new(directory.path())).unwrap();
+        let retention = FINISHED_JOB_RETENTION.as_secs_f64() * 1_000.0;
+        let finished_at = 1_000_000.0;
+        let old_count = MAX_JOBS_PRUNED_PER_COMMIT + 1;
+        let (recent, _) = store
+            .transact_blocking(|tx| {
+                for _ in 0..old_count {
+                    let id = schedule(tx, "jobs:run", Object::new(), finished_at, finished_at).unwrap();
+                    set_state(tx, id, JobState::Success, finished_at, None)?;
+                }
+                let pending = schedule(tx, "jobs:run", Object::new(), finished_at, finished_at).unwrap();
+                let recent = schedule(tx, "jobs:run", Object::new(), finished_at, finished_at).unwrap();
+                set_state(tx, recent, JobState::Canceled, finished_at + 1.0, None)?;
+                Ok((pending, recent))
+            })
+            .unwrap();
+        let (pending, recent) = recent;
+        let finished = |store: &livebase_store::Store| -> Vec<ScheduledJob> {
+            jobs(&store.snapshot()).into_iter().filter(|job| job.state.is_finished()).collect()
+        };
+        assert_eq!(next_prune(&finished(&store)), Some(finished_at + retention));
+
+        // At the retention's end exactly nothing goes; just after, one bounded batch.
+        let (pruned, _) =
+            store.transact_blocking(|tx| prune_finished(tx, &finished(&store), finished_at + retention)).unwrap();
+        assert_eq!(pruned, 0);
+        let now = finished_at + retention + 0.5;
+        let (pruned, _) = store.transact_blocking(|tx| prune_finished(tx, &finished(&store), now)).unwrap();
+        assert_eq!(pruned, MAX_JOBS_PRUNED_PER_COMMIT);
+        let (pruned, _) = store.transact_blocking(|tx| prune_finished(tx, &finished(&store), now)).unwrap();
+        assert_eq!(pruned, 1);
+        let left: Vec<_> = jobs(&store.snapshot()).into_iter().map(|job| job.id).collect();
+        assert_eq!(left, vec![pending, recent], "pending jobs and recently finished ones stay");
     }
 
     #[test]

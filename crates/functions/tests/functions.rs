@@ -593,6 +593,17 @@ async fn queries_see_the_callers_identity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_run_says_whether_it_read_the_callers_identity() {
+    let app = app().await;
+    let run = |path: &str, args: Object| app.runtime.run_query(path, args, &Identity::Unauthenticated, None, None);
+    let whoami = run("auth:whoami", Object::new());
+    assert_eq!((whoami.result, whoami.read_identity), (Ok(Value::Null), true));
+    let counter = object(&[("id", new_counter(&app).await)]);
+    let get = run("counters:get", counter);
+    assert_eq!((get.result, get.read_identity), (Ok(Value::Int64(0)), false), "its result is every caller's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_run_internal_queries_and_mutations_and_collect_their_logs() {
     let app = app().await;
     let outcome = app.runtime.run_action("actions:orchestrate", Object::new(), &Identity::Unauthenticated).await;
