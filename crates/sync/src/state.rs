@@ -301,7 +301,8 @@ pub struct Connection {
     running_mutation: Option<RequestId>,
     queued_mutations: VecDeque<FunctionCall>,
     actions: BTreeSet<RequestId>,
-    /// The newest timestamp of a successful mutation answered since a Transition last reached it.
+    /// The newest timestamp of a mutation answered since a Transition last reached it: a
+    /// successful mutation's commit, or for one that failed with error data the last Transition's.
     unconfirmed_mutation_ts: Option<Timestamp>,
 }
 
@@ -520,9 +521,14 @@ impl Connection {
         }
         assert_eq!(self.running_mutation, Some(request_id), "only the running mutation can complete");
         self.running_mutation = None;
-        if let Ok(success) = &result {
-            self.unconfirmed_mutation_ts = self.unconfirmed_mutation_ts.max(Some(success.ts));
-        }
+        let confirm_at = match &result {
+            Ok(success) => Some(success.ts),
+            // The Rust client (and the Python client, which wraps it) settles a mutation that
+            // failed with data only at the next Transition, whatever its timestamp.
+            Err(error) if error.data.is_some() => Some(self.sent.ts),
+            Err(_) => None,
+        };
+        self.unconfirmed_mutation_ts = self.unconfirmed_mutation_ts.max(confirm_at);
         let mut effects = vec![Effect::Send(ServerMessage::MutationResponse { request_id, result, log_lines })];
         self.start_next_mutation(&mut effects);
         effects
@@ -569,10 +575,10 @@ impl Connection {
         }
     }
 
-    /// A `Ping` if the client has heard nothing for `idle`, so that it does not give up on the
-    /// connection.
-    pub fn heartbeat(&self, idle: Duration) -> Option<ServerMessage> {
-        (!self.closed && idle >= HEARTBEAT_INTERVAL).then_some(ServerMessage::Ping)
+    /// A `Ping` if the client has heard nothing for `idle`, at least `interval` (normally
+    /// [`HEARTBEAT_INTERVAL`]), so that it does not give up on the connection.
+    pub fn heartbeat(&self, idle: Duration, interval: Duration) -> Option<ServerMessage> {
+        (!self.closed && idle >= interval).then_some(ServerMessage::Ping)
     }
 
     /// Whether the client is owed a Transition: its query set or identity changed, a query's
@@ -1222,12 +1228,20 @@ mod tests {
     }
 
     #[test]
-    fn a_transition_follows_every_successful_mutation() {
+    fn a_transition_follows_every_successful_mutation_and_every_error_with_data() {
         let mut connection = connected();
         send(&mut connection, mutation(0, json!([{}])));
         let failed = FunctionError { message: "no".to_owned(), data: None };
         connection.mutation_completed(RequestId(0), Err(failed), vec![]);
         assert!(!connection.needs_transition(), "failed mutations resolve without a Transition");
+
+        send(&mut connection, mutation(3, json!([{}])));
+        let failed = FunctionError { message: "no".to_owned(), data: Some(Value::from("why")) };
+        connection.mutation_completed(RequestId(3), Err(failed), vec![]);
+        assert!(connection.needs_transition(), "errors with data resolve at the next Transition");
+        assert_eq!(connection.min_transition_ts(), ts(0));
+        assert_eq!(transition_with(&mut connection, 0, |_| unreachable!()).end_version.ts, ts(0));
+        assert!(!connection.needs_transition());
 
         send(&mut connection, mutation(1, json!([{}])));
         connection.mutation_completed(RequestId(1), Ok(MutationSuccess { value: Value::Null, ts: ts(40) }), vec![]);
@@ -1347,7 +1361,7 @@ mod tests {
         );
         assert_eq!(connection.fail(Failure::Internal), []);
         assert_eq!(send(&mut connection, modify(0, 1, vec![])), []);
-        assert_eq!(connection.heartbeat(HEARTBEAT_INTERVAL), None);
+        assert_eq!(connection.heartbeat(HEARTBEAT_INTERVAL, HEARTBEAT_INTERVAL), None);
         assert!(!connection.needs_transition());
 
         assert_eq!(connected().fail(Failure::Internal), internal_error());
@@ -1356,8 +1370,11 @@ mod tests {
     #[test]
     fn idle_connections_are_pinged() {
         let connection = connected();
-        assert_eq!(connection.heartbeat(HEARTBEAT_INTERVAL - Duration::from_nanos(1)), None);
-        assert_eq!(connection.heartbeat(HEARTBEAT_INTERVAL), Some(ServerMessage::Ping));
+        let interval = HEARTBEAT_INTERVAL;
+        assert_eq!(connection.heartbeat(interval - Duration::from_nanos(1), interval), None);
+        assert_eq!(connection.heartbeat(interval, interval), Some(ServerMessage::Ping));
+        let short = Duration::from_millis(10);
+        assert_eq!(connection.heartbeat(short, short), Some(ServerMessage::Ping));
     }
 
     #[test]

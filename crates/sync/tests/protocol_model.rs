@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use livebase_sync::{
-    Connection, Effect, Failure, FunctionError, MutationSuccess, QueryId, QueryResult, RequestId, ServerMessage,
-    StateModification, StateVersion, SubscriptionId, Timestamp, TransitionPlan, parse_client_message,
+    Connection, Effect, Failure, FunctionError, HEARTBEAT_INTERVAL, MutationSuccess, QueryId, QueryResult, RequestId,
+    ServerMessage, StateModification, StateVersion, SubscriptionId, Timestamp, TransitionPlan, parse_client_message,
 };
 use livebase_value::Value;
 use proptest::prelude::*;
@@ -269,8 +269,9 @@ impl Shell {
             Op::BeginTransition { ts_step } => self.begin_transition(ts_step),
             Op::FinishTransition { answered, seed } => self.finish_transition(answered, seed),
             Op::Heartbeat { seconds } => {
-                let ping = self.connection.heartbeat(Duration::from_secs(seconds));
-                assert_eq!(ping, (!self.closed && seconds >= 15).then_some(ServerMessage::Ping));
+                let idle = Duration::from_secs(seconds);
+                let ping = self.connection.heartbeat(idle, HEARTBEAT_INTERVAL);
+                assert_eq!(ping, (!self.closed && idle >= HEARTBEAT_INTERVAL).then_some(ServerMessage::Ping));
             }
         }
     }
