@@ -11,6 +11,7 @@ use livebase_sync::SubscriptionId;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::shared_runs::SharedRuns;
 use crate::subscriptions::Subscriptions;
 
 pub(crate) type ConnectionId = u64;
@@ -23,6 +24,8 @@ pub(crate) struct Hub {
     /// The watermark, for connections waiting for a commit (their mutation's) to be matched.
     watermark: watch::Sender<Timestamp>,
     next_connection: AtomicU64,
+    /// Query runs shared by the connections that rerun the same query at the same timestamp.
+    runs: SharedRuns,
 }
 
 /// One lock over both, so that a connection sees the invalidations of exactly the commits up to
@@ -59,6 +62,7 @@ impl Hub {
             state: Mutex::new(State { subscriptions: Subscriptions::new(ts), connections: HashMap::new() }),
             watermark: watch::Sender::new(ts),
             next_connection: AtomicU64::new(0),
+            runs: SharedRuns::default(),
         });
         tokio::spawn(Arc::clone(&hub).follow(store, commits, shutdown));
         hub
@@ -76,7 +80,14 @@ impl Hub {
                 received = commits.recv() => received,
             };
             match received {
-                Ok(commit) => self.apply(commit),
+                Ok(commit) => {
+                    // The store publishes one snapshot per group commit, at its last commit, before
+                    // it sends the group down the stream: a snapshot at exactly this commit exists
+                    // only if it ends its group. None: the hub fell so far behind that the store no
+                    // longer keeps that state, and waiting would not bring it back.
+                    let ends_group = store.snapshot_at(commit.ts).is_none_or(|snapshot| snapshot.ts() == commit.ts);
+                    self.apply(commit, ends_group);
+                }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "the change stream dropped commits: rerunning every live query");
                     self.reset(store.snapshot().ts());
@@ -91,10 +102,10 @@ impl Hub {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn apply(&self, commit: Arc<CommitRecord>) {
-        let ts = commit.ts;
+    fn apply(&self, commit: Arc<CommitRecord>, ends_group: bool) {
         let mut state = self.lock();
-        let affected = state.subscriptions.apply(commit);
+        let affected = state.subscriptions.apply(commit, ends_group);
+        let ts = state.subscriptions.watermark();
         let notify = state.invalidate(affected);
         drop(state);
         notify.iter().for_each(|notify| notify.notify_one());
@@ -144,6 +155,10 @@ impl State {
 }
 
 impl Registration {
+    pub(crate) fn shared_runs(&self) -> &SharedRuns {
+        &self.hub.runs
+    }
+
     /// The timestamp to rerun at, and the subscriptions that went stale up to it.
     pub(crate) fn take_stale(&self) -> (Timestamp, Vec<SubscriptionId>) {
         let mut state = self.hub.lock();
@@ -153,17 +168,22 @@ impl Registration {
     }
 
     /// Tracks the read set (sorted, disjoint intervals) of a query run at `ts`. False if a commit
-    /// since changed it, so it must run again.
+    /// since changed it, so it must run again: it is then reported stale like any other, once the
+    /// state after that commit can be read, which wakes the connection to rerun it.
     pub(crate) fn register(&self, subscription: SubscriptionId, read_set: &[KeyInterval], ts: Timestamp) -> bool {
         let mut state = self.hub.lock();
         let tracked = state.subscriptions.register((self.id, subscription), read_set, ts);
         let mailbox = state.connections.get_mut(&self.id).expect("registered until dropped");
         if tracked {
             mailbox.registered.insert(subscription);
-        } else {
-            mailbox.registered.remove(&subscription);
+            return true;
         }
-        tracked
+        mailbox.registered.remove(&subscription);
+        let reportable = state.subscriptions.reportable();
+        let notify = state.invalidate(reportable);
+        drop(state);
+        notify.iter().for_each(|notify| notify.notify_one());
+        false
     }
 
     pub(crate) fn unregister(&self, subscription: SubscriptionId) {

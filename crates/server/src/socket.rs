@@ -7,16 +7,17 @@ use std::future::poll_fn;
 use std::mem;
 use std::sync::Arc;
 use std::task::{Poll, ready};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, StreamExt};
-use livebase_functions::{ActionOutcome, FunctionError, Identity, LogLine, MutationOutcome};
+use livebase_auth::AuthError;
+use livebase_functions::{ActionOutcome, FunctionError, Identity, LogLine, MutationOutcome, RequestKey};
 use livebase_store::Timestamp;
 use livebase_sync::{
-    AuthToken, Call, Connection, Effect, Failure, HEARTBEAT_INTERVAL, MAX_INFLIGHT_ACTIONS, MutationSuccess,
-    QueryResult, RequestId, ServerMessage, Subscription, SubscriptionId,
+    AuthToken, Call, Connection, Effect, Failure, MAX_INFLIGHT_ACTIONS, MutationSuccess, QueryResult, RequestId,
+    ServerMessage, SessionId, Subscription, SubscriptionId,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -44,16 +45,30 @@ const GOING_AWAY: u16 = 1001;
 const UNSUPPORTED_DATA: u16 = 1003;
 const TRY_AGAIN_LATER: u16 = 1013;
 
-/// A mutation or action that finished in its own task.
+/// Who a connection acts as, and until when its token is accepted.
+struct CheckedIdentity {
+    identity: Identity,
+    expires_at: Option<SystemTime>,
+}
+
+/// A mutation, action or token check that finished in its own task.
 enum Completion {
     Mutation(RequestId, MutationOutcome),
     Action(RequestId, ActionOutcome),
+    /// The identity of an `Authenticate`'s token, or why it was rejected.
+    Authenticated(Result<CheckedIdentity, String>),
 }
 
 struct Socket {
     shared: Arc<Shared>,
     connection: Connection,
     identity: Identity,
+    /// A token is being checked: no client message is read until it is, so that later messages
+    /// run with the identity the client asked for.
+    authenticating: bool,
+    /// When the identity's token expires: the connection then ends with an `AuthError`, and the
+    /// client comes back with a fresh token.
+    identity_expires: Option<Instant>,
     registration: Registration,
     outbox: Outbox,
     /// The client fell [`MAX_OUTGOING_MESSAGES`] behind.
@@ -103,8 +118,8 @@ impl Outbox {
 
 pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
     let (mut sender, mut stream) = socket.split();
-    // Each running mutation or action holds at most one completion.
-    let (completions, mut completed) = mpsc::channel(MAX_INFLIGHT_ACTIONS + 1);
+    // Each running mutation, action or token check holds at most one completion.
+    let (completions, mut completed) = mpsc::channel(MAX_INFLIGHT_ACTIONS + 2);
     let registration = shared.hub.connect();
     let mut watermark = registration.watermark.clone();
     let notify = Arc::clone(&registration.notify);
@@ -112,6 +127,8 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
         shared,
         connection: Connection::new(),
         identity: Identity::Unauthenticated,
+        authenticating: false,
+        identity_expires: None,
         registration,
         outbox: Outbox::default(),
         slow: false,
@@ -130,7 +147,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
         let writing = !socket.outbox.is_idle();
         tokio::select! {
             () = shutdown.cancelled() => socket.close(GOING_AWAY, SHUTDOWN_CLOSE_REASON),
-            frame = stream.next() => match frame {
+            frame = stream.next(), if !socket.authenticating => match frame {
                 Some(Ok(Message::Text(text))) => {
                     let effects = socket.connection.receive_text(&text);
                     socket.carry_out(effects);
@@ -152,8 +169,16 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
             Some(completion) = completed.recv() => socket.complete(completion),
             () = notify.notified() => socket.notified = true,
             Ok(()) = watermark.changed(), if socket.awaiting_watermark => {}
-            () = tokio::time::sleep_until(socket.last_sent + HEARTBEAT_INTERVAL) => {
-                if let Some(ping) = socket.connection.heartbeat(socket.last_sent.elapsed()) {
+            () = tokio::time::sleep_until(socket.identity_expires.unwrap_or_else(Instant::now)),
+                if socket.identity_expires.is_some() =>
+            {
+                socket.identity_expires = None;
+                let effects = socket.connection.fail(Failure::TokenExpired { message: AuthError::Expired.to_string() });
+                socket.carry_out(effects);
+            }
+            () = tokio::time::sleep_until(socket.last_sent + socket.shared.heartbeat_interval) => {
+                let interval = socket.shared.heartbeat_interval;
+                if let Some(ping) = socket.connection.heartbeat(socket.last_sent.elapsed(), interval) {
                     socket.send(ping);
                 }
             }
@@ -183,10 +208,11 @@ impl Socket {
                     }
                 }
                 Effect::Authenticate(token) => {
-                    let outcome = self.authenticate(token);
-                    effects.extend(self.connection.authenticated(outcome));
+                    if let Some(outcome) = self.authenticate(token) {
+                        effects.extend(self.identity_checked(outcome));
+                    }
                 }
-                Effect::RunMutation { session_id: _, call } => self.spawn_mutation(call),
+                Effect::RunMutation { session_id, call } => self.spawn_mutation(session_id, call),
                 Effect::RunAction(call) => self.spawn_action(call),
                 Effect::Unsubscribe(subscription) => self.registration.unregister(subscription),
                 Effect::ClientEvent { event_type, event } => tracing::debug!(event_type, %event, "client event"),
@@ -194,23 +220,50 @@ impl Socket {
         }
     }
 
-    fn authenticate(&mut self, token: AuthToken) -> Result<(), String> {
-        self.identity = match token {
-            AuthToken::None => Identity::Unauthenticated,
-            AuthToken::User(token) => match &self.shared.verify_user_token {
-                Some(verify) => Identity::User(verify(&token)?),
-                None => return Err("This server does not accept user tokens yet.".to_owned()),
-            },
-            AuthToken::Admin { .. } => return Err("This server does not accept admin keys yet.".to_owned()),
+    /// Checks an `Authenticate`'s token: at once, or, for a user's token, in a task of its own
+    /// (checking may fetch the issuer's keys), which reports a [`Completion::Authenticated`].
+    fn authenticate(&mut self, token: AuthToken) -> Option<Result<CheckedIdentity, String>> {
+        let token = match token {
+            AuthToken::None => {
+                return Some(Ok(CheckedIdentity { identity: Identity::Unauthenticated, expires_at: None }));
+            }
+            AuthToken::Admin { .. } => return Some(Err("This server does not accept admin keys yet.".to_owned())),
+            AuthToken::User(token) => token,
         };
-        Ok(())
+        let Some(verifier) = self.shared.auth.clone() else {
+            return Some(Err("This server has no auth providers configured: user tokens are refused.".to_owned()));
+        };
+        self.authenticating = true;
+        let completions = self.completions.clone();
+        tokio::spawn(async move {
+            let outcome = verifier.verify_token(&token).await.map_err(|error| error.to_string());
+            let outcome = outcome.map(|verified| CheckedIdentity {
+                identity: Identity::User(verified.identity),
+                expires_at: Some(verified.expires_at),
+            });
+            let _ = completions.send(Completion::Authenticated(outcome)).await;
+        });
+        None
     }
 
-    fn spawn_mutation(&self, call: Call) {
+    fn identity_checked(&mut self, outcome: Result<CheckedIdentity, String>) -> Vec<Effect> {
+        self.authenticating = false;
+        let outcome = outcome.map(|CheckedIdentity { identity, expires_at }| {
+            self.identity = identity;
+            // An `Instant` so that the deadline keeps its distance when the wall clock is set.
+            self.identity_expires = expires_at
+                .map(|expires_at| Instant::now() + expires_at.duration_since(SystemTime::now()).unwrap_or_default());
+        });
+        self.connection.authenticated(outcome)
+    }
+
+    fn spawn_mutation(&self, session_id: SessionId, call: Call) {
         let (runtime, identity, completions) =
             (self.shared.runtime.clone(), self.identity.clone(), self.completions.clone());
+        // A client replays the mutations it has no answer for after a reconnect, with the same key.
+        let request = RequestKey { session: session_id.to_string(), request: call.request_id.0 };
         tokio::spawn(async move {
-            let outcome = runtime.run_mutation(&call.udf_path.to_string(), call.args, &identity).await;
+            let outcome = runtime.run_mutation_once(&call.udf_path.to_string(), call.args, &identity, &request).await;
             // The connection may be gone; its client replays the mutation when it reconnects.
             let _ = completions.send(Completion::Mutation(call.request_id, outcome)).await;
         });
@@ -241,6 +294,7 @@ impl Socket {
                 let result = result.map_err(|error| wire_error(&error));
                 self.connection.action_completed(request_id, result, wire_log_lines(&log_lines))
             }
+            Completion::Authenticated(outcome) => self.identity_checked(outcome),
         };
         self.carry_out(effects);
     }
@@ -277,21 +331,18 @@ impl Socket {
         }
     }
 
-    /// Runs one query at `ts` and tracks its read set; pushes it to `rerun` if a commit since `ts`
-    /// already changed what it read.
+    /// Runs one query at `ts` (or takes the run another connection made of the same query) and
+    /// tracks its read set; pushes it to `rerun` if a commit since `ts` already changed what it read.
     fn run_query(&self, subscription: &Subscription, ts: Timestamp, rerun: &mut Vec<SubscriptionId>) -> QueryResult {
-        let path = subscription.udf_path.to_string();
-        let journal = subscription.journal.as_deref();
-        let mut outcome =
-            self.shared.runtime.run_query(&path, subscription.args.clone(), &self.identity, journal, Some(ts));
-        if !self.registration.register(subscription.id, outcome.read_set.intervals(), outcome.ts) {
+        let run = self.registration.shared_runs().run(&self.shared.runtime, subscription, &self.identity, ts);
+        if !self.registration.register(subscription.id, &run.read_set, run.ts) {
             rerun.push(subscription.id);
         }
         QueryResult {
             subscription: subscription.id,
-            result: outcome.result.map_err(|error| wire_error(&error)),
-            log_lines: wire_log_lines(&outcome.log_lines),
-            journal: outcome.journal,
+            result: run.result.clone().map_err(|error| wire_error(&error)),
+            log_lines: wire_log_lines(&run.log_lines),
+            journal: run.journal.clone(),
         }
     }
 

@@ -4,8 +4,15 @@
 //! A query runs at some timestamp and its read set is registered later, by which time newer
 //! commits may have been matched already. So the last commits are kept, and a registration is
 //! first checked against the commits after its timestamp.
+//!
+//! Queries rerun at the watermark, which must be a state the store can read. The store publishes
+//! one snapshot per group commit, at the group's last commit: a read at an earlier commit of the
+//! group gets the state before the whole group, without that commit. So the invalidations of a
+//! group's commits are held back until its last commit is matched, and the watermark moves from
+//! group end to group end.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::mem;
 use std::sync::Arc;
 
 use livebase_store::{CommitRecord, KeyInterval, Timestamp};
@@ -21,10 +28,16 @@ pub const RECENT_COMMITS_CAPACITY: usize = 1_024;
 pub struct Subscriptions<T> {
     index: IntervalIndex<T>,
     registered: BTreeMap<T, Vec<IntervalHandle>>,
-    /// Every commit after `complete_after`, up to `watermark`.
+    /// Every commit after `complete_after`, up to `matched`.
     recent: VecDeque<Arc<CommitRecord>>,
     complete_after: Timestamp,
+    /// The newest commit matched.
+    matched: Timestamp,
+    /// The last commit of the newest group matched entirely.
     watermark: Timestamp,
+    /// Owners invalidated by commits after `watermark`, reported when their group is complete.
+    /// Bounded by the owners registered.
+    pending: BTreeSet<T>,
 }
 
 impl<T: Copy + Ord> Subscriptions<T> {
@@ -35,11 +48,14 @@ impl<T: Copy + Ord> Subscriptions<T> {
             registered: BTreeMap::new(),
             recent: VecDeque::new(),
             complete_after: ts,
+            matched: ts,
             watermark: ts,
+            pending: BTreeSet::new(),
         }
     }
 
-    /// The newest commit matched: every subscription it invalidated has been reported.
+    /// The state to rerun queries at: the last commit of the newest group matched entirely. Every
+    /// subscription a commit up to it invalidated has been reported.
     pub fn watermark(&self) -> Timestamp {
         self.watermark
     }
@@ -47,7 +63,8 @@ impl<T: Copy + Ord> Subscriptions<T> {
     /// Tracks what a query run at `ts` read (its read set's intervals: sorted, disjoint),
     /// replacing its owner's earlier read set. Returns false, tracking nothing, if a commit since
     /// `ts` already changed it (or may have: `ts` is older than the commits kept), so the query
-    /// must run again.
+    /// must run again; the owner is then reported like an invalidated one (see
+    /// [`Subscriptions::reportable`]).
     pub fn register(&mut self, owner: T, read_set: &[KeyInterval], ts: Timestamp) -> bool {
         self.unregister(owner);
         let missed = ts < self.complete_after
@@ -58,6 +75,7 @@ impl<T: Copy + Ord> Subscriptions<T> {
                 .take_while(|commit| commit.ts > ts)
                 .any(|commit| commit.keys.iter().any(|key| contains(read_set, key)));
         if missed {
+            self.pending.insert(owner);
             return false;
         }
         let handles = read_set
@@ -69,43 +87,56 @@ impl<T: Copy + Ord> Subscriptions<T> {
     }
 
     pub fn unregister(&mut self, owner: T) {
+        self.pending.remove(&owner);
         for handle in self.registered.remove(&owner).into_iter().flatten() {
             self.index.remove(handle);
         }
     }
 
-    /// Matches a commit of the change stream and returns the owners whose read set it wrote into.
+    /// Matches a commit of the change stream, the last of its group commit or not. Returns the
+    /// owners whose read set the group wrote into once the group is complete, nothing before.
     /// They stay registered until they register their rerun's read set. Commits not newer than
-    /// the watermark are already accounted for.
-    pub fn apply(&mut self, commit: Arc<CommitRecord>) -> BTreeSet<T> {
-        let mut affected = BTreeSet::new();
-        if commit.ts <= self.watermark {
-            return affected;
+    /// the last one matched are already accounted for.
+    pub fn apply(&mut self, commit: Arc<CommitRecord>, ends_group: bool) -> BTreeSet<T> {
+        if commit.ts <= self.matched {
+            return BTreeSet::new();
         }
         for key in &commit.keys {
             self.index.stab(key, &mut |owner| {
-                affected.insert(owner);
+                self.pending.insert(owner);
             });
         }
-        self.watermark = commit.ts;
+        self.matched = commit.ts;
         if self.recent.len() == RECENT_COMMITS_CAPACITY {
             let oldest = self.recent.pop_front().expect("the buffer is full");
             self.complete_after = oldest.ts;
         }
         self.recent.push_back(commit);
-        affected
+        if !ends_group {
+            return BTreeSet::new();
+        }
+        self.watermark = self.matched;
+        mem::take(&mut self.pending)
+    }
+
+    /// The owners whose registration missed a commit, to report now if the state after every
+    /// commit matched can be read (no group is half matched); otherwise they are reported with
+    /// their group.
+    pub fn reportable(&mut self) -> BTreeSet<T> {
+        if self.matched == self.watermark { mem::take(&mut self.pending) } else { BTreeSet::new() }
     }
 
     /// Forgets everything after the change stream lost commits, moving on to `ts`, the latest
     /// commit. Returns every owner: any of them may have changed.
     pub fn reset(&mut self, ts: Timestamp) -> Vec<T> {
         let owners = self.registered.keys().copied().collect();
-        *self = Subscriptions::new(ts.max(self.watermark));
+        *self = Subscriptions::new(ts.max(self.matched));
         owners
     }
 }
 
-fn contains(intervals: &[KeyInterval], key: &[u8]) -> bool {
+/// Whether `key` falls in one of `intervals` (sorted and disjoint), by binary search.
+pub(crate) fn contains(intervals: &[KeyInterval], key: &[u8]) -> bool {
     let after = intervals.partition_point(|interval| interval.start.as_slice() <= key);
     after > 0 && intervals[after - 1].contains(key)
 }
@@ -132,28 +163,29 @@ mod tests {
         let mut subscriptions = Subscriptions::new(ts(10));
         assert!(subscriptions.register(1, &[interval(b"a", b"c"), interval(b"x", b"y")], ts(10)));
         assert!(subscriptions.register(2, &[interval(b"b", b"d")], ts(10)));
-        assert_eq!(subscriptions.apply(commit(11, &[b"b"])), BTreeSet::from([1, 2]));
-        assert_eq!(subscriptions.apply(commit(12, &[b"c", b"x"])), BTreeSet::from([1, 2]));
-        assert_eq!(subscriptions.apply(commit(13, &[b"e", b"y"])), BTreeSet::new());
+        assert_eq!(subscriptions.apply(commit(11, &[b"b"]), true), BTreeSet::from([1, 2]));
+        assert_eq!(subscriptions.apply(commit(12, &[b"c", b"x"]), true), BTreeSet::from([1, 2]));
+        assert_eq!(subscriptions.apply(commit(13, &[b"e", b"y"]), true), BTreeSet::new());
         assert_eq!(subscriptions.watermark(), ts(13));
         // Already matched: a commit the stream repeats is ignored.
-        assert_eq!(subscriptions.apply(commit(13, &[b"b"])), BTreeSet::new());
+        assert_eq!(subscriptions.apply(commit(13, &[b"b"]), true), BTreeSet::new());
         subscriptions.unregister(1);
-        assert_eq!(subscriptions.apply(commit(14, &[b"b"])), BTreeSet::from([2]));
+        assert_eq!(subscriptions.apply(commit(14, &[b"b"]), true), BTreeSet::from([2]));
         // A new read set replaces the old one.
         assert!(subscriptions.register(2, &[interval(b"m", b"n")], ts(14)));
-        assert_eq!(subscriptions.apply(commit(15, &[b"b"])), BTreeSet::new());
-        assert_eq!(subscriptions.apply(commit(16, &[b"m"])), BTreeSet::from([2]));
+        assert_eq!(subscriptions.apply(commit(15, &[b"b"]), true), BTreeSet::new());
+        assert_eq!(subscriptions.apply(commit(16, &[b"m"]), true), BTreeSet::from([2]));
     }
 
     #[test]
     fn a_registration_is_checked_against_the_commits_since_its_run() {
         let mut subscriptions = Subscriptions::new(ts(10));
-        subscriptions.apply(commit(11, &[b"b"]));
-        subscriptions.apply(commit(12, &[b"q"]));
+        subscriptions.apply(commit(11, &[b"b"]), true);
+        subscriptions.apply(commit(12, &[b"q"]), true);
         // Ran at 10: the commit at 11 wrote into it after the run.
         assert!(!subscriptions.register(1, &[interval(b"a", b"c")], ts(10)));
-        assert_eq!(subscriptions.apply(commit(13, &[b"b"])), BTreeSet::new(), "a stale registration is not kept");
+        assert_eq!(subscriptions.reportable(), BTreeSet::from([1]), "reported, to run again");
+        assert_eq!(subscriptions.apply(commit(13, &[b"b"]), true), BTreeSet::new(), "a stale registration is not kept");
         // Ran at 13: nothing it read changed since.
         assert!(subscriptions.register(1, &[interval(b"a", b"c")], ts(13)));
         assert!(subscriptions.register(2, &[interval(b"p", b"r")], ts(12)));
@@ -164,11 +196,11 @@ mod tests {
     fn runs_older_than_the_recent_commits_are_rerun() {
         let mut subscriptions = Subscriptions::new(ts(0));
         for nanos in 1..=RECENT_COMMITS_CAPACITY as u64 {
-            subscriptions.apply(commit(nanos, &[b"z"]));
+            subscriptions.apply(commit(nanos, &[b"z"]), true);
         }
         // Every commit since 0 is still kept.
         assert!(subscriptions.register(1, &[interval(b"a", b"b")], ts(0)));
-        subscriptions.apply(commit(RECENT_COMMITS_CAPACITY as u64 + 1, &[b"z"]));
+        subscriptions.apply(commit(RECENT_COMMITS_CAPACITY as u64 + 1, &[b"z"]), true);
         assert!(!subscriptions.register(1, &[interval(b"a", b"b")], ts(0)));
         assert!(subscriptions.register(1, &[interval(b"a", b"b")], ts(1)));
     }
@@ -181,6 +213,27 @@ mod tests {
         assert_eq!(subscriptions.reset(ts(20)), vec![1, 2]);
         assert_eq!(subscriptions.watermark(), ts(20));
         assert!(!subscriptions.register(1, &[interval(b"a", b"c")], ts(19)));
-        assert_eq!(subscriptions.apply(commit(21, &[b"b", b"x"])), BTreeSet::new());
+        assert_eq!(subscriptions.reportable(), BTreeSet::from([1]));
+        assert_eq!(subscriptions.apply(commit(21, &[b"b", b"x"]), true), BTreeSet::new());
+    }
+
+    #[test]
+    fn a_group_commit_is_reported_once_its_last_commit_is_matched() {
+        let mut subscriptions = Subscriptions::new(ts(10));
+        assert!(subscriptions.register(1, &[interval(b"a", b"c")], ts(10)));
+        assert!(subscriptions.register(2, &[interval(b"x", b"y")], ts(10)));
+        // 11 and 12 are one group commit: the store has a state at 12, not at 11.
+        assert_eq!(subscriptions.apply(commit(11, &[b"b"]), false), BTreeSet::new());
+        assert_eq!(subscriptions.watermark(), ts(10));
+        // Run at the watermark and registered while the group is half matched, it missed 11.
+        assert!(!subscriptions.register(3, &[interval(b"b", b"d")], ts(10)));
+        assert_eq!(subscriptions.reportable(), BTreeSet::new(), "the state after 11 can't be read yet");
+        assert_eq!(subscriptions.apply(commit(12, &[b"x"]), true), BTreeSet::from([1, 2, 3]));
+        assert_eq!(subscriptions.watermark(), ts(12));
+        assert_eq!(subscriptions.reportable(), BTreeSet::new());
+        // Unregistered owners are not reported.
+        assert_eq!(subscriptions.apply(commit(13, &[b"b"]), false), BTreeSet::new());
+        subscriptions.unregister(1);
+        assert_eq!(subscriptions.apply(commit(14, &[]), true), BTreeSet::new());
     }
 }

@@ -8,8 +8,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::{PATIENCE, TestServer};
 use futures_util::{SinkExt, StreamExt};
-use livebase_functions::UserIdentity;
-use livebase_server::{MAX_OUTGOING_MESSAGES, SHUTDOWN_CLOSE_REASON, SLOW_CLIENT_CLOSE_REASON};
+use livebase_auth::limits::CLOCK_LEEWAY;
+use livebase_auth::testing::{P256_KEY_1, RSA_KEY_1, TestIssuer, now_secs};
+use livebase_auth::{AuthConfig, Provider, Verifier};
+use livebase_server::{MAX_OUTGOING_MESSAGES, SHUTDOWN_CLOSE_REASON, SLOW_CLIENT_CLOSE_REASON, ServerConfig};
 use livebase_sync::MAX_MESSAGE_BYTES;
 use serde_json::{Value as Json, json};
 use tokio::net::TcpStream;
@@ -204,30 +206,97 @@ async fn user_tokens_are_rejected_without_a_verifier() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_configured_verifier_decides_on_user_tokens() {
-    let server = TestServer::start_with(|mut config| {
-        config.verify_user_token = Some(Arc::new(|token: &str| match token {
-            "good" => Ok(UserIdentity {
-                token_identifier: "test|ada".into(),
-                subject: "ada".into(),
-                issuer: "test".into(),
-                claims: Default::default(),
-            }),
-            _ => Err(format!("unknown token {token}")),
-        }));
-        config
-    })
-    .await;
-    let mut client = connect(&server).await;
-    send(&mut client, authenticate("good")).await;
-    assert_eq!(receive_json(&mut client).await["endVersion"]["identity"], 1);
+const APP: &str = "livebase-tests";
 
+/// A server whose auth provider is `issuer` (an OpenID Connect issuer over real HTTP).
+async fn server_trusting(issuer: &TestIssuer) -> TestServer {
+    let provider = Provider::Oidc { domain: issuer.url().to_owned(), application_id: APP.to_owned() };
+    let verifier = Arc::new(Verifier::new(AuthConfig { providers: vec![provider] }).unwrap());
+    TestServer::start_with(|config| ServerConfig { auth: Some(verifier), ..config }).await
+}
+
+fn subscribe_to_whoami(query_set: u32) -> Json {
+    json!({"type": "ModifyQuerySet", "baseVersion": query_set, "newVersion": query_set + 1,
+           "modifications": [{"type": "Add", "queryId": 7, "udfPath": "auth:whoami", "args": [{}]}]})
+}
+
+/// The `auth:whoami` result a Transition carries, if it carries one.
+fn whoami(transition: &Json) -> Option<Json> {
+    assert_eq!(transition["type"], "Transition", "{transition}");
+    let updates = transition["modifications"].as_array().unwrap();
+    updates.iter().find(|update| update["queryId"] == 7).map(|update| update["value"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_identity_reruns_queries_and_a_bad_token_gets_an_auth_error() {
+    let issuer = TestIssuer::start(&[&RSA_KEY_1]).await;
+    let server = server_trusting(&issuer).await;
     let mut client = connect(&server).await;
-    send(&mut client, authenticate("bad")).await;
+    send(&mut client, subscribe_to_whoami(0)).await;
+    assert_eq!(whoami(&receive_json(&mut client).await), Some(Json::Null));
+
+    send(&mut client, authenticate(&RSA_KEY_1.sign(&issuer.claims("ada", APP)))).await;
+    let confirmation = receive_json(&mut client).await;
+    assert_eq!(confirmation["endVersion"]["identity"], 1);
+    let identity = whoami(&confirmation).expect("the query reads the identity, so it reran");
+    assert_eq!(identity["subject"], "ada");
+    assert_eq!(identity["tokenIdentifier"], format!("{}|ada", issuer.url()));
+
+    let mut expired = issuer.claims("ada", APP);
+    expired["exp"] = (now_secs() - 3_600).into();
+    send(
+        &mut client,
+        json!({"type": "Authenticate", "baseVersion": 1, "tokenType": "User",
+                             "value": RSA_KEY_1.sign(&expired)}),
+    )
+    .await;
     let answer = receive_json(&mut client).await;
-    assert_eq!(answer["type"], "AuthError");
-    assert_eq!(answer["error"], "unknown token bad");
+    assert_eq!(
+        answer,
+        json!({"type": "AuthError", "error": "token expired", "baseVersion": 1, "authUpdateAttempted": true})
+    );
+    assert!(
+        matches!(receive(&mut client).await, Some(Message::Close(Some(frame))) if frame.reason == "AuthUpdateFailed")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_ends_when_its_token_expires() {
+    let issuer = TestIssuer::start(&[&RSA_KEY_1]).await;
+    let server = server_trusting(&issuer).await;
+    let mut client = connect(&server).await;
+    // Accepted for three more seconds: `exp` is past, but within the clock leeway.
+    let mut claims = issuer.claims("ada", APP);
+    claims["exp"] = (now_secs() - CLOCK_LEEWAY.as_secs() as i64 + 3).into();
+    send(&mut client, authenticate(&RSA_KEY_1.sign(&claims))).await;
+    assert_eq!(receive_json(&mut client).await["endVersion"]["identity"], 1);
+    let answer = receive_json(&mut client).await;
+    assert_eq!(
+        answer,
+        json!({"type": "AuthError", "error": "token expired", "baseVersion": 1, "authUpdateAttempted": false})
+    );
+    assert!(matches!(receive(&mut client).await, Some(Message::Close(Some(frame))) if frame.reason == "TokenExpired"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_after_an_authenticate_run_with_its_identity() {
+    let issuer = TestIssuer::start(&[&P256_KEY_1]).await;
+    let server = server_trusting(&issuer).await;
+    let mut client = connect(&server).await;
+    // Sent together: the subscription arrives while the token is checked (its keys fetched).
+    send(&mut client, authenticate(&P256_KEY_1.sign(&issuer.claims("grace", APP)))).await;
+    send(&mut client, subscribe_to_whoami(0)).await;
+    let identity = loop {
+        let transition = receive_json(&mut client).await;
+        assert_eq!(transition["endVersion"]["identity"], 1, "{transition}");
+        if let Some(identity) = whoami(&transition) {
+            break identity;
+        }
+    };
+    assert_eq!(identity["subject"], "grace");
+    assert_eq!(issuer.jwks_fetches(), 1);
     server.stop().await;
 }
 
@@ -300,5 +369,19 @@ async fn a_client_that_reads_gets_every_answer_to_a_burst() {
         assert!(text.as_str().contains(r#""type":"ActionResponse""#), "{text}");
     }
     drop(flooding.await.unwrap());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_pinged() {
+    let heartbeat_interval = Some(std::time::Duration::from_millis(20));
+    let server = TestServer::start_with(|config| ServerConfig { heartbeat_interval, ..config }).await;
+    let mut client = connect(&server).await;
+    // Nothing else is owed to a client that subscribed to nothing: every message is a Ping.
+    for _ in 0..2 {
+        let next = tokio::time::timeout(PATIENCE, client.next()).await.expect("a Ping arrives");
+        let Some(Ok(Message::Text(text))) = next else { panic!("expected a Ping, got {next:?}") };
+        assert_eq!(serde_json::from_str::<Json>(&text).unwrap(), json!({"type": "Ping"}));
+    }
     server.stop().await;
 }

@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use livebase_functions::Runtime;
+use livebase_functions::{Registry, Runtime};
 use livebase_server::{ServerConfig, app, serve};
-use livebase_store::{Store, StoreConfig};
+use livebase_store::{Schema, Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +15,10 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The server's store, for tests that write or read behind its back.
+    #[allow(dead_code, reason = "not every test binary writes behind the server's back")]
+    pub store: Store,
+    runtime: Runtime,
     shutdown: CancellationToken,
     serving: JoinHandle<std::io::Result<()>>,
     _data_dir: tempfile::TempDir,
@@ -26,15 +30,37 @@ impl TestServer {
     }
 
     pub async fn start_with(configure: impl FnOnce(ServerConfig) -> ServerConfig) -> TestServer {
+        TestServer::start_app(app::schema(), app::registry(), configure).await
+    }
+
+    /// A server of an app of the test's own.
+    pub async fn start_app(
+        schema: Schema,
+        registry: Registry,
+        configure: impl FnOnce(ServerConfig) -> ServerConfig,
+    ) -> TestServer {
         let data_dir = tempfile::tempdir().unwrap();
         let store = Store::open(StoreConfig::new(data_dir.path())).unwrap();
-        store.apply_schema(&app::schema()).await.unwrap();
+        store.apply_schema(&schema).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = configure(ServerConfig::default());
         let shutdown = config.shutdown.clone();
-        let serving = tokio::spawn(serve(listener, Runtime::new(store, app::registry()), config));
-        TestServer { addr, shutdown, serving, _data_dir: data_dir }
+        let runtime = Runtime::new(store.clone(), registry);
+        let serving = tokio::spawn(serve(listener, runtime.clone(), config));
+        TestServer { addr, store, runtime, shutdown, serving, _data_dir: data_dir }
+    }
+
+    /// Stops serving (every connection closes) and serves the same store and functions again on the
+    /// same address with `config`, as a restarted server would. `between` runs while nothing serves.
+    #[allow(dead_code, reason = "only the restart tests restart")]
+    pub async fn restart(&mut self, between: impl Future<Output = ()>, config: ServerConfig) {
+        self.shutdown.cancel();
+        tokio::time::timeout(PATIENCE, &mut self.serving).await.expect("the server stops").unwrap().unwrap();
+        between.await;
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.shutdown = config.shutdown.clone();
+        self.serving = tokio::spawn(serve(listener, self.runtime.clone(), config));
     }
 
     /// Shuts the server down and waits until every connection is closed.
