@@ -1,6 +1,7 @@
 //! Durable commits per second: the engine with 1, 8 and 64 concurrent writers, and SQLite alone doing
 //! the engine's I/O with the same batching: one fsynced SQLite transaction per group, writing as many
-//! bytes as the engine's group did. That is the physical limit the engine builds on.
+//! bytes as the engine's group did. That is the physical limit the engine builds on. PostgreSQL,
+//! what a user would pick instead, inserts one small row per transaction from as many connections.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,13 +11,20 @@ use livebase_store::{Store, StoreConfig};
 use livebase_value::{Object, Value};
 
 use crate::Effort;
-use crate::report::Report;
+use crate::postgres::Postgres;
+use crate::report::{Chart, Report, verdict};
 
 const SECTION: &str = "Durable commits (storage engine, in-process)";
-const WRITER_COUNTS: [usize; 3] = [1, 8, 64];
+pub const WRITER_COUNTS: [usize; 3] = [1, 8, 64];
 
 pub fn run(effort: Effort, report: &mut Report) {
     println!("{SECTION}");
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let postgres = tokio.block_on(Postgres::connect(WRITER_COUNTS[WRITER_COUNTS.len() - 1]));
+    match &postgres {
+        Ok(postgres) => report.context("PostgreSQL (baselines)", &postgres.settings),
+        Err(error) => report.skipped(&format!("PostgreSQL small inserts: skipped: no PostgreSQL ({error})")),
+    }
     for writers in WRITER_COUNTS {
         let mut engine_rates = Vec::new();
         let mut raw_rates = Vec::new();
@@ -40,12 +48,19 @@ pub fn run(effort: Effort, report: &mut Report) {
         let batch = report.add(SECTION, &format!("commits per fsync, {writers} writers"), "commits", batch_sizes);
         report.add(SECTION, &format!("CPU per commit (whole process), {writers} writers"), "µs", cpu_per_commit);
         report.add(SECTION, &format!("cores busy (whole process), {writers} writers"), "cores", cores_busy);
-        let ratio = 100.0 * engine / raw;
-        report.note(format!(
-            "{writers} writers: engine at {ratio:.0}% of raw SQLite with the same batching ({batch:.1} commits per \
-             fsync); target >= {RATIO_TARGET_PERCENT}%: {}",
-            verdict(ratio >= RATIO_TARGET_PERCENT)
-        ));
+        let engine_name = format!("engine in-process, {writers} writers");
+        report.compare(
+            (&engine_name, engine),
+            (&format!("raw SQLite, same batching ({batch:.1} commits per fsync)"), raw),
+            "commits/s",
+            Some(RATIO_TARGET),
+        );
+        if let Ok(postgres) = &postgres {
+            let runs = (0..effort.runs).map(|_| tokio.block_on(postgres.inserts(writers, effort.duration))).collect();
+            let name = format!("PostgreSQL inserts, {writers} clients");
+            let rate = report.add(SECTION, &name, "commits/s", runs);
+            report.compare((&engine_name, engine), (&name, rate), "commits/s", None);
+        }
         if writers == 64 {
             report.note(format!(
                 "64 writers: {engine:.0} durable commits/s; target >= {RATE_TARGET_64_WRITERS}: {}",
@@ -53,18 +68,17 @@ pub fn run(effort: Effort, report: &mut Report) {
             ));
         }
     }
+    if let Ok(postgres) = &postgres {
+        tokio.block_on(postgres.drop_tables());
+    }
 }
 
 /// The storage engine issue's targets: a share of the physical limit, and an absolute rate.
-const RATIO_TARGET_PERCENT: f64 = 50.0;
+const RATIO_TARGET: f64 = 0.5;
 const RATE_TARGET_64_WRITERS: f64 = 50_000.0;
 
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "MISSED" }
-}
-
-struct EngineRun {
-    commits_per_second: f64,
+pub(crate) struct EngineRun {
+    pub(crate) commits_per_second: f64,
     commits_per_batch: f64,
     bytes_per_commit: usize,
     /// CPU time of the whole process (writers, committer, disk stage) per commit.
@@ -72,26 +86,20 @@ struct EngineRun {
     cores_busy: f64,
 }
 
-/// CPU seconds this process has used, user and system (Linux: fields 14 and 15 of /proc/self/stat, in
-/// clock ticks of 1/100 s).
-fn process_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    // The command name (field 2) may hold spaces; the fields after it start past its closing parenthesis.
-    let after_name = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    ticks as f64 / 100.0
-}
-
 /// `writers` tasks each insert one small document per transaction, as fast as commits return.
 fn engine_run(writers: usize, duration: Duration) -> EngineRun {
     let directory = tempfile::tempdir().expect("temporary directory");
-    let store = Store::open(StoreConfig::new(directory.path())).expect("open store");
+    engine_run_on(StoreConfig::new(directory.path()), writers, duration)
+}
+
+/// `engine_run` on any storage (the PostgreSQL-backed store's scenario uses it too).
+pub(crate) fn engine_run_on(config: StoreConfig, writers: usize, duration: Duration) -> EngineRun {
+    let store = Store::open(config).expect("open store");
     // Create the table up front so the run measures steady-state commits.
     store.transact_blocking(|tx| tx.insert("bench", Object::new())).expect("create table");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let before = store.stats();
-    let cpu_before = process_cpu_seconds();
+    let cpu_before = crate::cpu_seconds("/proc/self/stat");
     let committed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -120,7 +128,7 @@ fn engine_run(writers: usize, duration: Duration) -> EngineRun {
         }
     });
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = process_cpu_seconds() - cpu_before;
+    let cpu = crate::cpu_seconds("/proc/self/stat") - cpu_before;
     let after = store.stats();
     let commits = after.commits - before.commits;
     assert_eq!(commits, committed.load(Ordering::Relaxed), "every acknowledged commit was counted by the store");
@@ -156,4 +164,36 @@ fn raw_sqlite_run(batch: usize, commit_bytes: usize, duration: Duration) -> f64 
         transaction.commit().expect("commit");
     }
     (groups as usize * batch) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Durable commits per second against the number of writers: the engine in-process and over
+/// WebSocket, next to raw SQLite and PostgreSQL (whichever of them ran).
+pub fn chart(report: &mut Report) {
+    type FigureName = fn(usize) -> String;
+    let lines: [(&str, &str, FigureName); 4] = [
+        ("engine, in-process", SECTION, |writers| format!("engine, {writers} writers")),
+        ("engine, over WebSocket", crate::socket_commits::SECTION, |writers| format!("{writers} clients")),
+        ("raw SQLite, same batching", SECTION, |writers| format!("raw SQLite, same I/O as {writers} writers")),
+        ("PostgreSQL single-row inserts", SECTION, |writers| format!("PostgreSQL inserts, {writers} clients")),
+    ];
+    let series: Vec<(String, Vec<(f64, f64)>)> = lines
+        .iter()
+        .map(|(line, section, figure)| {
+            let points = WRITER_COUNTS
+                .iter()
+                .filter_map(|writers| report.median(section, &figure(*writers)).map(|rate| (*writers as f64, rate)))
+                .collect();
+            (line.to_string(), points)
+        })
+        .filter(|(_, points): &(String, Vec<(f64, f64)>)| !points.is_empty())
+        .collect();
+    if !series.is_empty() {
+        report.chart(Chart {
+            file: "commits-throughput.png".to_owned(),
+            title: "Durable commits per second against concurrent writers".to_owned(),
+            x_label: "concurrent writers".to_owned(),
+            y_label: "commits/s".to_owned(),
+            series,
+        });
+    }
 }

@@ -2,14 +2,28 @@
 //! `bench/RESULTS.md` and `bench/results.json` with the machine, the command and min/median/max of
 //! every figure. Benchmarks measure; tests never time anything.
 
+mod app;
+mod broadcaster;
+mod chart;
+mod client;
 mod commits;
+mod fanout;
+mod keynote;
+mod matching;
+mod memory;
 mod pagination;
+mod postgres;
+mod postgres_store;
 mod report;
+mod rest_list;
+mod server;
+mod socket_commits;
+mod transfer;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 // The engine's copy-on-write snapshots allocate and free many small nodes; the server uses mimalloc
 // for that, so the benchmarks do too.
@@ -25,7 +39,49 @@ struct Options {
     /// Folder for RESULTS.md and results.json.
     #[arg(long, default_value = "bench")]
     out: PathBuf,
+    /// Runs only the scenarios whose name contains this (while working on one).
+    #[arg(long)]
+    only: Option<String>,
+    #[command(subcommand)]
+    role: Option<Role>,
 }
+
+/// The processes the harness starts itself as, so that load generator and server are separate
+/// processes, as a client and a server are.
+#[derive(Subcommand)]
+enum Role {
+    /// Serves the benchmark app over WebSocket; prints the port, stops when stdin closes.
+    #[command(hide = true)]
+    Server,
+    /// Relays every message a client sends to every other client; prints the port, stops when
+    /// stdin closes.
+    #[command(hide = true)]
+    Broadcaster,
+    /// Serves SpacetimeDB's keynote-2 transfer functions over HTTP; prints the port, stops when
+    /// stdin closes.
+    #[command(hide = true)]
+    KeynoteServer,
+    /// Seeds the keynote-2 app over HTTP, runs uniform and zipf 1.5 transfers, checks the total
+    /// balance and prints the rates (`bench/keynote.sh`).
+    #[command(hide = true)]
+    Keynote,
+}
+
+/// A scenario measures and records its figures in the report.
+type Scenario = fn(Effort, &mut report::Report);
+
+/// Every scenario, in the order they run.
+const SCENARIOS: [(&str, Scenario); 9] = [
+    ("commits", commits::run),
+    ("commits-on-postgres", postgres_store::run),
+    ("socket-commits", socket_commits::run),
+    ("transfer", transfer::run),
+    ("matching", matching::run),
+    ("fanout", fanout::run),
+    ("memory", memory::run),
+    ("pagination", pagination::run),
+    ("rest-list", rest_list::run),
+];
 
 /// How long and how often each scenario runs.
 #[derive(Clone, Copy)]
@@ -36,14 +92,36 @@ pub struct Effort {
 
 fn main() {
     let options = Options::parse();
+    match options.role {
+        Some(Role::Server) => return server::serve_benchmark_app(),
+        Some(Role::Broadcaster) => return broadcaster::serve(),
+        Some(Role::KeynoteServer) => return keynote::serve_keynote_app(),
+        Some(Role::Keynote) => return keynote::run(),
+        None => {}
+    }
     let effort = if options.quick {
         Effort { runs: 3, duration: Duration::from_secs(2) }
     } else {
         Effort { runs: 5, duration: Duration::from_secs(5) }
     };
     let mut report = report::Report::new(std::env::args().collect::<Vec<_>>().join(" "));
-    commits::run(effort, &mut report);
-    pagination::run(effort, &mut report);
+    for (name, scenario) in SCENARIOS {
+        if options.only.as_ref().is_none_or(|only| name.contains(only.as_str())) {
+            scenario(effort, &mut report);
+        }
+    }
+    commits::chart(&mut report);
     report.write(&options.out).expect("write results");
     println!("wrote {}", options.out.join("RESULTS.md").display());
+}
+
+/// CPU seconds a process has used, user and system, from its `/proc/<pid>/stat` (fields 14 and 15,
+/// in clock ticks of 1/100 s).
+pub fn cpu_seconds(stat_path: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_else(|error| panic!("{stat_path}: {error}"));
+    // The command name (field 2) may hold spaces; the fields after it start past its closing parenthesis.
+    let after_name = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    ticks as f64 / 100.0
 }

@@ -25,6 +25,33 @@ pub struct Report {
     figures: Vec<Figure>,
     /// Derived statements (ratios, targets) shown under the figures.
     notes: Vec<String>,
+    comparisons: Vec<Comparison>,
+    charts: Vec<Chart>,
+}
+
+/// A Livebase figure next to its baseline's, with the ratio of the two.
+#[derive(Serialize)]
+pub struct Comparison {
+    pub livebase: String,
+    pub livebase_value: f64,
+    pub baseline: String,
+    pub baseline_value: f64,
+    pub unit: String,
+    pub ratio: f64,
+    /// The least ratio an issue asks for, if any.
+    pub target_ratio: Option<f64>,
+}
+
+/// A line chart against a number of clients (log scales), drawn next to the results page.
+#[derive(Serialize)]
+pub struct Chart {
+    /// The PNG's file name, in the results folder.
+    pub file: String,
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// Named lines of `(clients, value)` points.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
 }
 
 impl Report {
@@ -36,6 +63,8 @@ impl Report {
             machine: machine(),
             figures: Vec::new(),
             notes: Vec::new(),
+            comparisons: Vec::new(),
+            charts: Vec::new(),
         }
     }
 
@@ -63,18 +92,80 @@ impl Report {
         median
     }
 
+    /// Adds a line to the description of the machine (once per name): what else the figures
+    /// depend on.
+    pub fn context(&mut self, name: &str, value: &str) {
+        if !self.machine.iter().any(|(known, _)| known == name) {
+            self.machine.push((name.to_owned(), value.to_owned()));
+        }
+    }
+
+    /// The median of a figure recorded earlier in this run.
+    pub fn median(&self, section: &str, name: &str) -> Option<f64> {
+        self.figures.iter().find(|figure| figure.section == section && figure.name == name).map(|figure| figure.median)
+    }
+
     pub fn note(&mut self, note: String) {
         println!("  {note}");
         self.notes.push(note);
     }
 
+    /// A scenario that could not run, said loudly on the console and on the results page.
+    pub fn skipped(&mut self, why: &str) {
+        println!("  !!! {why}");
+        self.notes.push(format!("**{why}**"));
+    }
+
+    /// Puts a Livebase figure next to its baseline (`(name, median)` each); `target_ratio` is the
+    /// least `livebase / baseline` an issue asks for.
+    pub fn compare(&mut self, livebase: (&str, f64), baseline: (&str, f64), unit: &str, target_ratio: Option<f64>) {
+        let ratio = livebase.1 / baseline.1;
+        let target =
+            target_ratio.map_or(String::new(), |target| format!("; target >= {target}x: {}", verdict(ratio >= target)));
+        println!("  {} / {}: {ratio:.2}x{target}", livebase.0, baseline.0);
+        self.comparisons.push(Comparison {
+            livebase: livebase.0.to_owned(),
+            livebase_value: livebase.1,
+            baseline: baseline.0.to_owned(),
+            baseline_value: baseline.1,
+            unit: unit.to_owned(),
+            ratio,
+            target_ratio,
+        });
+    }
+
+    pub fn chart(&mut self, chart: Chart) {
+        self.charts.push(chart);
+    }
+
     pub fn write(&self, folder: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(folder)?;
+        // A chart that cannot be drawn (no font) costs the chart, not the figures.
+        let drawn: Vec<Result<(), String>> =
+            self.charts.iter().map(|chart| crate::chart::draw(chart, &folder.join(&chart.file))).collect();
         std::fs::write(folder.join("results.json"), serde_json::to_string_pretty(self).expect("serializable") + "\n")?;
         let mut page = String::from("# Benchmark results\n\nWritten by `bench/run.sh`; do not edit by hand.\n\n");
         page += &format!("- Command: `{}`\n- Git commit: `{}`\n- Date: {}\n", self.command, self.git_commit, self.date);
         for (name, value) in &self.machine {
             page += &format!("- {name}: {value}\n");
+        }
+        if !self.comparisons.is_empty() {
+            page += "\n## Livebase against its baselines\n\n| Livebase | median | baseline | median | unit | ratio | target |\n\
+                     |---|---:|---|---:|---|---:|---|\n";
+            for comparison in &self.comparisons {
+                let target = comparison
+                    .target_ratio
+                    .map_or(String::new(), |target| format!(">= {target}x: {}", verdict(comparison.ratio >= target)));
+                page += &format!(
+                    "| {} | {} | {} | {} | {} | {:.2}x | {target} |\n",
+                    comparison.livebase,
+                    format(comparison.livebase_value),
+                    comparison.baseline,
+                    format(comparison.baseline_value),
+                    comparison.unit,
+                    comparison.ratio
+                );
+            }
         }
         let mut section = "";
         for figure in &self.figures {
@@ -94,6 +185,18 @@ impl Report {
                 figure.runs.len()
             );
         }
+        if !self.charts.is_empty() {
+            page += "\n## Charts\n\n";
+            for (chart, drawn) in self.charts.iter().zip(&drawn) {
+                match drawn {
+                    Ok(()) => page += &format!("![{}]({})\n\n", chart.title, chart.file),
+                    Err(error) => {
+                        eprintln!("chart not drawn: {error}");
+                        page += &format!("**{}: not drawn: {error}**\n\n", chart.title);
+                    }
+                }
+            }
+        }
         if !self.notes.is_empty() {
             page += "\n## Findings\n\n";
             for note in &self.notes {
@@ -102,6 +205,23 @@ impl Report {
         }
         std::fs::write(folder.join("RESULTS.md"), page)
     }
+}
+
+/// How a target fared, as the results page says it.
+pub fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+/// The `q` quantile (0 to 1) of `values`, by the nearest rank; 0 when there are none.
+pub fn percentile(values: &[u64], q: f64) -> f64 {
+    assert!((0.0..=1.0).contains(&q), "a quantile is between 0 and 1");
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1] as f64
 }
 
 fn format(value: f64) -> String {
@@ -127,4 +247,31 @@ fn machine() -> Vec<(String, String)> {
         ("Disk (data dirs)".to_owned(), shell("df -h \"${TMPDIR:-/tmp}\" | tail -1 | tr -s ' ' | cut -d' ' -f1,2")),
         ("Rust".to_owned(), shell("rustc --version")),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_ranks() {
+        let values = [5, 1, 4, 2, 3, 10, 9, 8, 7, 6];
+        assert_eq!(percentile(&values, 0.5), 5.0);
+        assert_eq!(percentile(&values, 0.99), 10.0);
+        assert_eq!(percentile(&values, 1.0), 10.0);
+        assert_eq!(percentile(&values, 0.0), 1.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn comparisons_say_whether_a_target_is_met() {
+        let mut report = Report::new("test".to_owned());
+        report.compare(("livebase", 30.0), ("baseline", 100.0), "ops/s", Some(0.5));
+        report.compare(("livebase", 60.0), ("baseline", 100.0), "ops/s", Some(0.5));
+        let folder = tempfile::tempdir().expect("temporary directory");
+        report.write(folder.path()).expect("write");
+        let page = std::fs::read_to_string(folder.path().join("RESULTS.md")).expect("page");
+        assert!(page.contains("| livebase | 30.00 | baseline | 100 | ops/s | 0.30x | >= 0.5x: MISSED |"), "{page}");
+        assert!(page.contains("| livebase | 60.00 | baseline | 100 | ops/s | 0.60x | >= 0.5x: met |"), "{page}");
+    }
 }

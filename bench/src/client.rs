@@ -1,0 +1,190 @@
+//! A minimal client of Convex's sync protocol over tokio-tungstenite, speaking the JSON messages
+//! directly (as `crates/sync/src/messages.rs` parses them): connect, subscribe, mutate, and read
+//! the `sentAt` field that the benchmark app's `items` carry out of every query update.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value as Json, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens a WebSocket to `path` on `address`, with Nagle's algorithm off as a latency-minded
+/// client has it.
+pub async fn open(address: SocketAddr, path: &str) -> Socket {
+    let url = format!("ws://{address}{path}");
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
+        .await
+        .unwrap_or_else(|error| panic!("connect to {url}: {error}"));
+    socket
+}
+
+/// The next text message as JSON; `None` once the socket is closed.
+pub async fn next_json(socket: &mut Socket) -> Option<Json> {
+    loop {
+        match socket.next().await? {
+            Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).expect("the server sends JSON")),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+pub async fn send_json(socket: &mut Socket, message: &Json) {
+    socket.send(Message::text(message.to_string())).await.expect("send a message");
+}
+
+/// The writer's clock in microseconds since the Unix epoch: what `sentAt` holds. Writers and
+/// readers are in one process, and a float64 holds these exactly.
+pub fn now_micros() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_micros() as f64
+}
+
+/// The `sentAt` of every query update in a Transition.
+pub fn sent_at_values(message: &Json) -> impl Iterator<Item = f64> + '_ {
+    let modifications = match message["type"].as_str() {
+        Some("Transition") => message["modifications"].as_array().map(Vec::as_slice),
+        _ => None,
+    };
+    modifications
+        .unwrap_or_default()
+        .iter()
+        .filter(|modification| modification["type"] == "QueryUpdated")
+        .filter_map(|modification| modification["value"]["sentAt"].as_f64())
+}
+
+pub fn mutation_message(request_id: u32, path: &str, args: Json) -> Json {
+    json!({"type": "Mutation", "requestId": request_id, "udfPath": path, "args": [args]})
+}
+
+/// One sync-protocol session.
+pub struct SyncClient {
+    pub socket: Socket,
+    query_set_version: u32,
+    next_request: u32,
+}
+
+impl SyncClient {
+    pub async fn connect(address: SocketAddr) -> SyncClient {
+        let mut socket = open(address, "/api/sync").await;
+        let session: u128 = rand::random();
+        let session = format!("{session:032x}");
+        let session_id = format!(
+            "{}-{}-{}-{}-{}",
+            &session[..8],
+            &session[8..12],
+            &session[12..16],
+            &session[16..20],
+            &session[20..]
+        );
+        let connect = json!({
+            "type": "Connect",
+            "sessionId": session_id,
+            "connectionCount": 0,
+            "lastCloseReason": "InitialConnect",
+            "clientTs": 0,
+        });
+        send_json(&mut socket, &connect).await;
+        SyncClient { socket, query_set_version: 0, next_request: 0 }
+    }
+
+    /// Adds `(query id, function path, args)` subscriptions and waits for the Transition that
+    /// carries their first results.
+    pub async fn subscribe(&mut self, queries: impl IntoIterator<Item = (u32, &str, Json)>) {
+        let modifications: Vec<Json> = queries
+            .into_iter()
+            .map(|(query_id, path, args)| json!({"type": "Add", "queryId": query_id, "udfPath": path, "args": [args]}))
+            .collect();
+        let base_version = self.query_set_version;
+        self.query_set_version += 1;
+        let modify = json!({
+            "type": "ModifyQuerySet",
+            "baseVersion": base_version,
+            "newVersion": self.query_set_version,
+            "modifications": modifications,
+        });
+        send_json(&mut self.socket, &modify).await;
+        loop {
+            let message = next_json(&mut self.socket).await.expect("the server answers a subscription");
+            assert_ne!(message["type"], "FatalError", "the server refused the subscription: {message}");
+            if message["type"] == "Transition" && message["endVersion"]["querySet"] == self.query_set_version {
+                return;
+            }
+        }
+    }
+
+    /// Runs a mutation and waits for its response, skipping other messages.
+    pub async fn mutate(&mut self, path: &str, args: Json) {
+        let request_id = self.next_request;
+        self.next_request += 1;
+        send_json(&mut self.socket, &mutation_message(request_id, path, args)).await;
+        loop {
+            let message = next_json(&mut self.socket).await.expect("the server answers a mutation");
+            if message["type"] == "MutationResponse" && message["requestId"] == request_id {
+                assert_eq!(message["success"], true, "mutation {path} failed: {message}");
+                return;
+            }
+            assert_ne!(message["type"], "FatalError", "the server refused the mutation: {message}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use livebase_functions::Runtime;
+    use livebase_server::{ServerConfig, serve};
+    use livebase_store::{Store, StoreConfig};
+
+    use super::*;
+    use crate::app;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_subscriber_gets_the_writers_sent_at() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let store = Store::open(StoreConfig::new(directory.path())).expect("open store");
+        store.apply_schema(&app::schema()).await.expect("schema");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let config = ServerConfig::default();
+        let shutdown = config.shutdown.clone();
+        let server = tokio::spawn(serve(listener, Runtime::new(store, app::registry()), config));
+
+        let mut subscriber = SyncClient::connect(address).await;
+        subscriber.subscribe([(0, "items:get", json!({"key": 3.0}))]).await;
+        let mut writer = SyncClient::connect(address).await;
+        writer.mutate("items:set", json!({"key": 4.0, "sentAt": 41.0})).await;
+        writer.mutate("items:set", json!({"key": 3.0, "sentAt": 42.0})).await;
+        loop {
+            let message = next_json(&mut subscriber.socket).await.expect("an update");
+            let sent_at: Vec<f64> = sent_at_values(&message).collect();
+            if !sent_at.is_empty() {
+                assert_eq!(sent_at, [42.0], "only the subscribed key's update: {message}");
+                break;
+            }
+        }
+        shutdown.cancel();
+        drop((subscriber, writer));
+        server.await.expect("server task").expect("serve");
+    }
+
+    #[test]
+    fn sent_at_comes_from_the_query_updates_of_a_transition() {
+        let transition = json!({
+            "type": "Transition",
+            "modifications": [
+                {"type": "QueryUpdated", "queryId": 0, "value": {"key": 0.0, "sentAt": 12.5}},
+                {"type": "QueryFailed", "queryId": 1, "errorMessage": "no"},
+                {"type": "QueryUpdated", "queryId": 2, "value": null},
+                {"type": "QueryUpdated", "queryId": 3, "value": {"sentAt": 14.0}},
+            ],
+        });
+        assert_eq!(sent_at_values(&transition).collect::<Vec<_>>(), [12.5, 14.0]);
+        let response =
+            json!({"type": "MutationResponse", "modifications": [{"type": "QueryUpdated", "value": {"sentAt": 1.0}}]});
+        assert_eq!(sent_at_values(&response).count(), 0, "only Transitions carry query updates");
+    }
+}

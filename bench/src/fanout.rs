@@ -1,0 +1,476 @@
+//! Live-query fan-out over WebSocket: 1 to 10,000 clients subscribed to one query, or each to a
+//! query of its own, while a writer (on a connection of its own) sets the queried document at a
+//! steady rate. Latency runs from the writer's call to a client receiving the new value: the
+//! mutation, its durable commit, matching, the re-run of the query and the Transition. The server
+//! is a separate process; the clients run in this one.
+//!
+//! The baseline is the physical limit of the same delivery: a minimal tokio-tungstenite
+//! broadcaster relaying the writer's message, the same bytes as Livebase's Transition, to the same
+//! clients. Throughput is measured closed-loop, the writer at most `ROUNDS_IN_FLIGHT` writes
+//! ahead of the slowest client, as client updates per second: a client that receives a newer
+//! value has the older one too (Livebase sends the latest result, not every intermediate one).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use livebase_server::CancellationToken;
+use serde_json::{Value as Json, json};
+use tokio::sync::Notify;
+use tokio::time::MissedTickBehavior;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::Effort;
+use crate::client::{Socket, SyncClient, mutation_message, next_json, now_micros, sent_at_values};
+use crate::report::{Chart, Report, percentile, verdict};
+use crate::server::ServerProcess;
+
+const SECTION: &str = "Live-query fan-out (WebSocket, server in its own process)";
+pub const CLIENT_COUNTS: [usize; 4] = [1, 100, 1_000, 10_000];
+/// Connections opened at once while setting up, within the listener's backlog.
+const CONNECTS_AT_ONCE: usize = 256;
+/// The steady write rate of the latency runs: at most this many writes per second, and fewer for
+/// many clients, so that the clients (in this process, on the same two cores as the server) are
+/// sent at most `UPDATES_PER_SECOND` updates per second in all.
+const MAX_WRITES_PER_SECOND: usize = 100;
+const UPDATES_PER_SECOND: usize = 20_000;
+/// Writes of the throughput runs not yet seen by every client.
+const ROUNDS_IN_FLIGHT: usize = 4;
+/// How long the last writes of a run may take to reach every client before the run counts as
+/// having lost updates.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The issues' targets for fan-out.
+const TARGET_P99_MILLIS_10K: f64 = 100.0;
+const TARGET_P50_MILLIS_1: f64 = 1.0;
+const TARGET_SHARE_OF_BROADCASTER: f64 = 0.5;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// Every client subscribed to `items:get({key: 0})`.
+    OneQuery,
+    /// Client `i` subscribed to `items:get({key: i})`; each write sets one client's item.
+    DistinctQueries,
+    /// The raw broadcaster; every client gets every message.
+    Broadcaster,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::OneQuery => "Livebase, one query",
+            Target::DistinctQueries => "Livebase, distinct queries",
+            Target::Broadcaster => "raw broadcaster",
+        }
+    }
+
+    /// The clients a write reaches: all of them, or the one whose item it sets.
+    fn reached_by(self, write: usize, clients: usize) -> std::ops::Range<usize> {
+        match self {
+            Target::DistinctQueries => write % clients..write % clients + 1,
+            Target::OneQuery | Target::Broadcaster => 0..clients,
+        }
+    }
+
+    fn writes_per_second(self, clients: usize) -> usize {
+        match self {
+            Target::DistinctQueries => MAX_WRITES_PER_SECOND,
+            Target::OneQuery | Target::Broadcaster => (UPDATES_PER_SECOND / clients).clamp(1, MAX_WRITES_PER_SECOND),
+        }
+    }
+}
+
+/// What the clients saw, shared by their reader tasks.
+struct Deliveries {
+    /// Per client, the newest `sentAt` received (an f64's bits: positive floats order as their bits).
+    newest: Vec<AtomicU64>,
+    /// Every update's latency since the last `take_latencies`: one run's, at most its writes times
+    /// the clients.
+    latencies_micros: Mutex<Vec<u64>>,
+    received: AtomicU64,
+    progress: Notify,
+    /// The last Transition client 0 received, as text: the bytes the broadcaster is given to send.
+    sample: Mutex<Option<Json>>,
+    /// The first mutation of the writer that failed.
+    writer_error: Mutex<Option<String>>,
+}
+
+impl Deliveries {
+    fn new(clients: usize) -> Deliveries {
+        Deliveries {
+            newest: (0..clients).map(|_| AtomicU64::new(0)).collect(),
+            latencies_micros: Mutex::default(),
+            received: AtomicU64::new(0),
+            progress: Notify::new(),
+            sample: Mutex::default(),
+            writer_error: Mutex::default(),
+        }
+    }
+
+    fn record(&self, client: usize, message: &Json) {
+        let received_at = now_micros();
+        let mut any = false;
+        for sent_at in sent_at_values(message) {
+            any = true;
+            self.latencies_micros
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((received_at - sent_at).max(0.0) as u64);
+            self.newest[client].fetch_max(sent_at.to_bits(), Ordering::Relaxed);
+            self.received.fetch_add(1, Ordering::Relaxed);
+        }
+        if any {
+            if client == 0 {
+                *self.sample.lock().unwrap_or_else(PoisonError::into_inner) = Some(message.clone());
+            }
+            self.progress.notify_waiters();
+        }
+    }
+
+    fn seen_by_all(&self, clients: std::ops::Range<usize>, sent_at: f64) -> bool {
+        self.newest[clients].iter().all(|newest| f64::from_bits(newest.load(Ordering::Relaxed)) >= sent_at)
+    }
+
+    /// Waits until `clients` have all seen `sent_at` (or newer); false after `timeout`.
+    async fn wait_for(&self, clients: std::ops::Range<usize>, sent_at: f64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let progress = self.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            if self.seen_by_all(clients.clone(), sent_at) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, progress).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    fn take_latencies(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.latencies_micros.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Who sets the value: a sync-protocol client calling `items:set`, or a raw socket handing the
+/// broadcaster a Transition to relay. Neither waits for an answer: mutations on one socket run in
+/// order, and the Convex clients pipeline them the same way.
+struct Writer {
+    sink: SplitSink<Socket, Message>,
+    kind: WriterKind,
+}
+
+enum WriterKind {
+    Livebase { next_request: u32 },
+    Raw { template: Json },
+}
+
+impl Writer {
+    /// Connects; a task reads what the server answers and records failed mutations.
+    async fn start(address: SocketAddr, template: Option<Json>, deliveries: &Arc<Deliveries>) -> Writer {
+        let (kind, socket) = match template {
+            None => (WriterKind::Livebase { next_request: 0 }, SyncClient::connect(address).await.socket),
+            Some(template) => (WriterKind::Raw { template }, crate::client::open(address, "/").await),
+        };
+        let (sink, mut answers) = socket.split();
+        let deliveries = Arc::clone(deliveries);
+        tokio::spawn(async move {
+            while let Some(Ok(Message::Text(text))) = answers.next().await {
+                let answer: Json = serde_json::from_str(&text).expect("the server sends JSON");
+                if answer["type"] == "MutationResponse" && answer["success"] != true {
+                    deliveries
+                        .writer_error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert(answer.to_string());
+                }
+            }
+        });
+        Writer { sink, kind }
+    }
+
+    async fn write(&mut self, key: usize, sent_at: f64) {
+        let message = match &mut self.kind {
+            WriterKind::Livebase { next_request } => {
+                *next_request += 1;
+                mutation_message(*next_request, "items:set", json!({"key": key as f64, "sentAt": sent_at}))
+            }
+            WriterKind::Raw { template } => {
+                let modifications = template["modifications"].as_array_mut().expect("a Transition has modifications");
+                for modification in modifications {
+                    modification["value"]["sentAt"] = json!(sent_at);
+                }
+                template.clone()
+            }
+        };
+        self.sink.send(Message::text(message.to_string())).await.expect("send a write");
+    }
+}
+
+/// The server, its clients and the writer of one target and client count.
+struct Setup {
+    target: Target,
+    clients: usize,
+    deliveries: Arc<Deliveries>,
+    writer: Writer,
+    writes: usize,
+    stop_readers: CancellationToken,
+    _server: ServerProcess,
+}
+
+impl Setup {
+    async fn start(target: Target, clients: usize, broadcaster_template: Option<Json>) -> Setup {
+        let server = ServerProcess::start(if target == Target::Broadcaster { "broadcaster" } else { "server" });
+        let address = server.address;
+        let sockets: Vec<Socket> = futures_util::stream::iter(0..clients)
+            .map(|client| open_subscriber(target, address, client))
+            .buffered(CONNECTS_AT_ONCE)
+            .collect()
+            .await;
+        let deliveries = Arc::new(Deliveries::new(clients));
+        let stop_readers = CancellationToken::new();
+        for (client, socket) in sockets.into_iter().enumerate() {
+            tokio::spawn(read(client, socket, Arc::clone(&deliveries), stop_readers.clone()));
+        }
+        let writer = Writer::start(address, broadcaster_template, &deliveries).await;
+        Setup { target, clients, deliveries, writer, writes: 0, stop_readers, _server: server }
+    }
+
+    /// Writes at the steady rate for `duration`; returns the latencies seen, or `None` if some
+    /// client did not get its last update within `DRAIN_TIMEOUT`.
+    async fn latency_run(&mut self, duration: Duration) -> Option<Vec<u64>> {
+        let period = Duration::from_secs_f64(1.0 / self.target.writes_per_second(self.clients) as f64);
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let started = Instant::now();
+        // The newest write to each client is the one to wait for at the end: at most one per client.
+        let mut last = VecDeque::new();
+        while started.elapsed() < duration {
+            ticks.tick().await;
+            last.push_back(self.write().await);
+            if last.len() > self.clients {
+                last.pop_front();
+            }
+        }
+        for (reached, sent_at) in last {
+            if !self.deliveries.wait_for(reached, sent_at, DRAIN_TIMEOUT).await {
+                return None;
+            }
+        }
+        Some(self.deliveries.take_latencies())
+    }
+
+    /// Writes as fast as the slowest client keeps up for `duration`; returns client updates per
+    /// second.
+    async fn throughput_run(&mut self, duration: Duration) -> Option<f64> {
+        let mut in_flight = VecDeque::new();
+        let started = Instant::now();
+        let mut rounds = 0;
+        while started.elapsed() < duration {
+            if in_flight.len() == ROUNDS_IN_FLIGHT {
+                let (reached, sent_at) = in_flight.pop_front().expect("rounds in flight");
+                if !self.deliveries.wait_for(reached, sent_at, DRAIN_TIMEOUT).await {
+                    return None;
+                }
+                rounds += 1;
+            }
+            in_flight.push_back(self.write().await);
+        }
+        let elapsed = started.elapsed();
+        for (reached, sent_at) in in_flight {
+            if !self.deliveries.wait_for(reached, sent_at, DRAIN_TIMEOUT).await {
+                return None;
+            }
+        }
+        self.deliveries.take_latencies();
+        Some((rounds * self.clients) as f64 / elapsed.as_secs_f64())
+    }
+
+    /// One write; returns the clients it reaches and its `sentAt`.
+    async fn write(&mut self) -> (std::ops::Range<usize>, f64) {
+        let reached = self.target.reached_by(self.writes, self.clients);
+        self.writes += 1;
+        let sent_at = now_micros();
+        self.writer.write(reached.start, sent_at).await;
+        (reached, sent_at)
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.stop_readers.cancel();
+    }
+}
+
+/// Opens client `client`'s connection and subscribes it (Livebase), or just connects (broadcaster).
+async fn open_subscriber(target: Target, address: SocketAddr, client: usize) -> Socket {
+    if target == Target::Broadcaster {
+        let mut socket = crate::client::open(address, "/").await;
+        let ready = next_json(&mut socket).await.expect("the broadcaster says it is ready");
+        assert_eq!(ready.to_string(), crate::broadcaster::READY, "the broadcaster's first message");
+        return socket;
+    }
+    let key = if target == Target::OneQuery { 0 } else { client };
+    let mut sync = SyncClient::connect(address).await;
+    sync.subscribe([(0, "items:get", json!({"key": key as f64}))]).await;
+    sync.socket
+}
+
+async fn read(client: usize, mut socket: Socket, deliveries: Arc<Deliveries>, stop: CancellationToken) {
+    loop {
+        let message = tokio::select! {
+            () = stop.cancelled() => return,
+            message = next_json(&mut socket) => message,
+        };
+        let Some(message) = message else { return };
+        deliveries.record(client, &message);
+    }
+}
+
+/// Median figures of one target at one client count, for the findings and the charts.
+#[derive(Default, Clone, Copy)]
+struct Medians {
+    p50_millis: f64,
+    p99_millis: f64,
+    updates_per_second: Option<f64>,
+}
+
+pub fn run(effort: Effort, report: &mut Report) {
+    println!("{SECTION}");
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let mut medians: Vec<(Target, usize, Medians)> = Vec::new();
+    let mut templates: Vec<Json> = Vec::new();
+    for target in [Target::OneQuery, Target::DistinctQueries, Target::Broadcaster] {
+        for (index, clients) in CLIENT_COUNTS.into_iter().enumerate() {
+            let template = (target == Target::Broadcaster).then(|| templates[index].clone());
+            let (figures, sample) = tokio.block_on(measure(target, clients, template, effort, report));
+            if target == Target::OneQuery {
+                templates.push(sample.expect("client 0 received a Transition"));
+            }
+            medians.push((target, clients, figures));
+        }
+    }
+    findings(report, &medians);
+}
+
+async fn measure(
+    target: Target,
+    clients: usize,
+    template: Option<Json>,
+    effort: Effort,
+    report: &mut Report,
+) -> (Medians, Option<Json>) {
+    let name = format!("{}, {clients} clients", target.name());
+    println!("  {name}: connecting");
+    let mut setup = Setup::start(target, clients, template).await;
+    // One write first: the item exists and every connection is warm before anything is measured.
+    let (reached, sent_at) = setup.write().await;
+    assert!(setup.deliveries.wait_for(reached, sent_at, DRAIN_TIMEOUT).await, "{name}: the first write arrived");
+    setup.deliveries.take_latencies();
+    let (mut p50, mut p99, mut max, mut rates) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..effort.runs {
+        let Some(latencies) = setup.latency_run(effort.duration).await else {
+            report.note(format!("{name}: updates were lost or took over {DRAIN_TIMEOUT:?}: run dropped"));
+            continue;
+        };
+        p50.push(percentile(&latencies, 0.50) / 1e3);
+        p99.push(percentile(&latencies, 0.99) / 1e3);
+        max.push(percentile(&latencies, 1.0) / 1e3);
+        if target != Target::DistinctQueries {
+            match setup.throughput_run(effort.duration).await {
+                Some(rate) => rates.push(rate),
+                None => {
+                    report.note(format!("{name}: throughput run dropped: a client fell behind by {DRAIN_TIMEOUT:?}"))
+                }
+            }
+        }
+    }
+    let writes = target.writes_per_second(clients);
+    let mut medians = Medians::default();
+    if !p50.is_empty() {
+        medians.p50_millis = report.add(SECTION, &format!("{name}: latency p50 at {writes} writes/s"), "ms", p50);
+        medians.p99_millis = report.add(SECTION, &format!("{name}: latency p99 at {writes} writes/s"), "ms", p99);
+        report.add(SECTION, &format!("{name}: latency max at {writes} writes/s"), "ms", max);
+    }
+    if !rates.is_empty() {
+        medians.updates_per_second =
+            Some(report.add(SECTION, &format!("{name}: updates delivered"), "updates/s", rates));
+    }
+    if let Some(error) = setup.deliveries.writer_error.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        report.note(format!("{name}: a write failed: {error}"));
+    }
+    let sample = setup.deliveries.sample.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    (medians, sample)
+}
+
+fn findings(report: &mut Report, medians: &[(Target, usize, Medians)]) {
+    let find = |target: Target, clients: usize| {
+        medians.iter().find(|(t, c, _)| *t == target && *c == clients).map(|(_, _, medians)| *medians)
+    };
+    if let Some(one) = find(Target::OneQuery, 1) {
+        report.note(format!(
+            "fan-out: 1 client, p50 {:.2} ms from the writer's call to the update; target <= {TARGET_P50_MILLIS_1} ms: {}",
+            one.p50_millis,
+            verdict(one.p50_millis <= TARGET_P50_MILLIS_1)
+        ));
+    }
+    if let Some(many) = find(Target::OneQuery, 10_000) {
+        report.note(format!(
+            "fan-out: 10,000 clients on one query, p99 {:.1} ms; target <= {TARGET_P99_MILLIS_10K} ms: {}",
+            many.p99_millis,
+            verdict(many.p99_millis <= TARGET_P99_MILLIS_10K)
+        ));
+    }
+    for clients in CLIENT_COUNTS {
+        let livebase = find(Target::OneQuery, clients).and_then(|medians| medians.updates_per_second);
+        let raw = find(Target::Broadcaster, clients).and_then(|medians| medians.updates_per_second);
+        if let (Some(livebase), Some(raw)) = (livebase, raw) {
+            report.compare(
+                (&format!("one query, {clients} clients"), livebase),
+                (&format!("raw broadcaster, {clients} clients"), raw),
+                "client updates/s",
+                Some(TARGET_SHARE_OF_BROADCASTER),
+            );
+        }
+    }
+    let series = |value: fn(&Medians) -> Option<f64>, targets: &[Target]| {
+        targets
+            .iter()
+            .map(|target| {
+                let points = CLIENT_COUNTS
+                    .iter()
+                    .filter_map(|clients| find(*target, *clients).and_then(|m| value(&m)).map(|v| (*clients as f64, v)))
+                    .collect();
+                (target.name().to_owned(), points)
+            })
+            .collect::<Vec<(String, Vec<(f64, f64)>)>>()
+    };
+    let all = [Target::OneQuery, Target::DistinctQueries, Target::Broadcaster];
+    let mut latency = series(|m| Some(m.p99_millis).filter(|p99| *p99 > 0.0), &all);
+    for (name, _) in &mut latency {
+        *name += " (p99)";
+    }
+    latency.extend(
+        series(|m| Some(m.p50_millis).filter(|p50| *p50 > 0.0), &all)
+            .into_iter()
+            .map(|(name, points)| (name + " (p50)", points)),
+    );
+    report.chart(Chart {
+        file: "fanout-latency.png".to_owned(),
+        title: "Write-to-client latency against subscribed clients".to_owned(),
+        x_label: "subscribed clients".to_owned(),
+        y_label: "latency (ms)".to_owned(),
+        series: latency,
+    });
+    report.chart(Chart {
+        file: "fanout-throughput.png".to_owned(),
+        title: "Client updates per second against subscribed clients".to_owned(),
+        x_label: "subscribed clients".to_owned(),
+        y_label: "updates/s".to_owned(),
+        series: series(|m| m.updates_per_second, &[Target::OneQuery, Target::Broadcaster]),
+    });
+}
