@@ -77,8 +77,12 @@ impl From<CommitError> for FunctionError {
         match error {
             CommitError::Transaction(error) => error.into(),
             // Still conflicting after every retry: the caller may try again later, so it is theirs to see.
-            CommitError::Conflict { .. } | CommitError::TooOld { .. } => FunctionError::Failed(error.to_string()),
+            CommitError::Conflict { .. } | CommitError::Yielded | CommitError::TooOld { .. } => {
+                FunctionError::Failed(error.to_string())
+            }
             CommitError::Unavailable(_) => FunctionError::Internal(error.to_string()),
+            // The caller wrote to a read replica: its message says where writes go.
+            CommitError::ReadOnlyReplica => FunctionError::Failed(error.to_string()),
         }
     }
 }

@@ -348,13 +348,13 @@ impl Runtime {
                 }
                 if result.is_err() {
                     // A failed mutation commits nothing: swap its writes for an empty transaction, whose
-                    // commit is a no-op.
-                    *tx = store.begin();
+                    // commit is a no-op that returns once what the failure followed from is durable.
+                    *tx = store.begin_latest();
                 }
                 if let RunOnce::Job(job) = once
                     && !scheduler::settle(tx, job, JobState::Pending, &result, now)?
                 {
-                    *tx = store.begin();
+                    *tx = store.begin_latest();
                     let why = format!("Scheduled job `{}` is no longer pending: not run", job.encode());
                     return Ok(Err(FunctionError::failed(why)));
                 }

@@ -41,19 +41,71 @@ pub struct CommitRecord {
     /// Every global index key the commit wrote (each changed document's old and new key in every
     /// index of its table), sorted and deduplicated: what read sets are matched against.
     pub keys: Vec<Vec<u8>>,
+    /// Not one commit but a read replica's reload of the whole state at `ts` (it fell too far behind
+    /// and the log it needed was truncated): `changes` and `keys` are empty, and anything derived
+    /// from earlier states must be recomputed, as when the change stream reports `Lagged`.
+    pub reloaded: bool,
 }
 
 pub(crate) struct CommitRequest {
     pub(crate) begin_ts: Timestamp,
     pub(crate) read_set: ReadSet,
     pub(crate) writes: BTreeMap<DocumentId, PendingWrite>,
-    pub(crate) reply: oneshot::Sender<Result<Timestamp, CommitError>>,
+    pub(crate) reply: oneshot::Sender<Result<Timestamp, Rejection>>,
+    /// Held by a retry that conflicted before: exempts it from the lane's reservation. The committer
+    /// drops it once it has decided, after publishing the accepted state, so the next retry in the
+    /// lane begins at a state that includes this commit.
+    pub(crate) lane: Option<LaneTicket>,
+}
+
+/// Why the committer refused a commit, and the key it conflicted on, if any: a retry reserves it.
+#[derive(Debug)]
+pub(crate) struct Rejection {
+    pub(crate) error: CommitError,
+    pub(crate) hot_key: Option<Vec<u8>>,
+}
+
+impl From<CommitError> for Rejection {
+    fn from(error: CommitError) -> Rejection {
+        Rejection { error, hot_key: None }
+    }
+}
+
+/// The conflict lane: retries of transactions that conflicted run in it one at a time, each at the
+/// newest accepted state, and while one runs, commits of other transactions that read the key it
+/// conflicted on are refused (`CommitError::Yielded`) and queue in the lane behind it. So a hot
+/// document's transactions take turns instead of invalidating each other over and over; everyone
+/// else commits optimistically, untouched.
+pub(crate) struct Lane {
+    turn: Arc<tokio::sync::Semaphore>,
+    /// The key the transaction holding the lane conflicted on.
+    reserved: Mutex<Option<Vec<u8>>>,
+}
+
+/// A turn in the conflict lane. Dropping it lifts the reservation and hands the lane on.
+pub(crate) struct LaneTicket {
+    _turn: tokio::sync::OwnedSemaphorePermit,
+    published: Arc<Published>,
+}
+
+impl Drop for LaneTicket {
+    fn drop(&mut self) {
+        *self.published.lane.reserved.lock().expect("lock poisoned") = None;
+    }
 }
 
 /// What the committer shares with everyone else: the latest durable snapshot, a few older ones, and
 /// the change stream.
 pub(crate) struct Published {
     latest: RwLock<Snapshot>,
+    /// The newest state the committer accepted, durable or not yet: where read-write transactions
+    /// begin (`Store::begin_latest`), so that a hot document's commits need not wait a whole group
+    /// commit for the next one to see them. Never behind `latest`.
+    accepted: RwLock<Snapshot>,
+    /// Callers waiting for a timestamp to become durable, each woken once `latest` reaches it (or
+    /// dropped when the store stops).
+    durable_waiters: Mutex<Vec<(Timestamp, oneshot::Sender<()>)>>,
+    lane: Lane,
     history: Mutex<VecDeque<Snapshot>>,
     changes: broadcast::Sender<Arc<CommitRecord>>,
     unavailable: RwLock<Option<String>>,
@@ -82,6 +134,9 @@ impl Published {
     pub(crate) fn new(snapshot: Snapshot) -> Published {
         Published {
             latest: RwLock::new(snapshot.clone()),
+            accepted: RwLock::new(snapshot.clone()),
+            durable_waiters: Mutex::new(Vec::new()),
+            lane: Lane { turn: Arc::new(tokio::sync::Semaphore::new(1)), reserved: Mutex::new(None) },
             history: Mutex::new(VecDeque::from([snapshot])),
             changes: broadcast::channel(CHANGE_STREAM_CAPACITY).0,
             unavailable: RwLock::new(None),
@@ -95,6 +150,33 @@ impl Published {
 
     pub(crate) fn latest(&self) -> Snapshot {
         self.latest.read().expect("snapshot lock poisoned").clone()
+    }
+
+    pub(crate) fn accepted(&self) -> Snapshot {
+        self.accepted.read().expect("snapshot lock poisoned").clone()
+    }
+
+    /// `None` when the state at `ts` is durable; otherwise what will be sent once it is, or dropped
+    /// when the store stops first.
+    pub(crate) fn wait_durable(&self, ts: Timestamp) -> Option<oneshot::Receiver<()>> {
+        // Checked under the waiters' lock, which `publish` takes after moving `latest`: no wake-up is lost.
+        let mut waiters = self.durable_waiters.lock().expect("lock poisoned");
+        if self.latest().ts() >= ts {
+            return None;
+        }
+        let (sender, receiver) = oneshot::channel();
+        // A stopped store makes nothing durable any more: the dropped sender says so.
+        if self.unavailable.read().expect("lock poisoned").is_none() {
+            waiters.push((ts, sender));
+        }
+        Some(receiver)
+    }
+
+    /// Waits for a turn in the conflict lane, then reserves `hot_key` (see `Lane`).
+    pub(crate) async fn enter_lane(self: &Arc<Self>, hot_key: Option<Vec<u8>>) -> LaneTicket {
+        let turn = Arc::clone(&self.lane.turn).acquire_owned().await.expect("the lane is never closed");
+        *self.lane.reserved.lock().expect("lock poisoned") = hot_key;
+        LaneTicket { _turn: turn, published: Arc::clone(self) }
     }
 
     /// The state as of `ts`: the newest retained snapshot at or before it.
@@ -123,10 +205,32 @@ impl Published {
             tracing::error!(%reason, "the store stops accepting commits");
             *unavailable = Some(reason.to_owned());
         }
+        drop(unavailable);
+        // What they wait for will never be durable: dropping their senders tells them.
+        self.durable_waiters.lock().expect("lock poisoned").clear();
     }
 
     pub(crate) fn unavailable_reason(&self) -> String {
         self.unavailable.read().expect("lock poisoned").clone().unwrap_or_else(|| "the store has shut down".to_owned())
+    }
+
+    /// A read replica's counterpart of the durability stage: makes `snapshot`, the state after one
+    /// log group, the latest, then sends the group's records down the change stream, as the writer
+    /// did when it made the group durable.
+    pub(crate) fn publish_replicated(&self, snapshot: Snapshot, records: Vec<Arc<CommitRecord>>) {
+        assert!(
+            records.last().is_some_and(|last| last.ts == snapshot.ts()),
+            "a group's snapshot is at its last commit"
+        );
+        let evicted = self.publish(snapshot);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        let commits = records.iter().filter(|record| !record.reloaded).count();
+        self.commits.fetch_add(commits as u64, Ordering::Relaxed);
+        for record in records {
+            // No receivers is fine: nobody is watching the change stream yet.
+            let _ = self.changes.send(record);
+        }
+        drop(evicted);
     }
 
     /// Makes `snapshot` the latest; returns the snapshot that fell out of the history, for the caller
@@ -136,7 +240,22 @@ impl Published {
         let mut history = self.history.lock().expect("history lock poisoned");
         let evicted = if history.len() == MAX_RETAINED_SNAPSHOTS { history.pop_front() } else { None };
         history.push_back(snapshot.clone());
+        let ts = snapshot.ts();
+        {
+            // A replica has no committer: what it publishes is also the newest state there is.
+            let mut accepted = self.accepted.write().expect("snapshot lock poisoned");
+            if accepted.ts() < ts {
+                *accepted = snapshot.clone();
+            }
+        }
         *self.latest.write().expect("snapshot lock poisoned") = snapshot;
+        drop(history);
+        let mut waiters = self.durable_waiters.lock().expect("lock poisoned");
+        if !waiters.is_empty() {
+            for (_, waiter) in waiters.extract_if(.., |(waiting_for, _)| *waiting_for <= ts) {
+                let _ = waiter.send(());
+            }
+        }
         evicted
     }
 }
@@ -152,7 +271,7 @@ pub(crate) struct CheckpointPolicy {
 struct AcceptedCommit {
     record: Arc<CommitRecord>,
     stored: Vec<StoredWrite>,
-    reply: oneshot::Sender<Result<Timestamp, CommitError>>,
+    reply: oneshot::Sender<Result<Timestamp, Rejection>>,
 }
 
 /// A group of accepted commits and the state after the last of them.
@@ -283,11 +402,11 @@ impl Committer {
                 // The durability thread stopped after a failed write; so does the committer.
                 let reason = self.published.unavailable_reason();
                 for commit in rejected.commits {
-                    let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone())));
+                    let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone()).into()));
                 }
                 requests.close();
                 while let Some(request) = requests.blocking_recv() {
-                    let _ = request.reply.send(Err(CommitError::Unavailable(reason.clone())));
+                    let _ = request.reply.send(Err(CommitError::Unavailable(reason.clone()).into()));
                 }
                 return;
             }
@@ -298,10 +417,22 @@ impl Committer {
     fn accept(&mut self, batch: Vec<CommitRequest>) -> Option<AcceptedBatch> {
         let mut commits = Vec::with_capacity(batch.len());
         let mut last_ts = self.state.ts();
-        for request in batch {
-            if let Err(error) = self.validate(&request) {
+        // Lane turns end only once the state they led to is published (below).
+        let mut lane_tickets = Vec::new();
+        let reserved = self.published.lane.reserved.lock().expect("lock poisoned").clone();
+        for mut request in batch {
+            let in_lane = request.lane.is_some();
+            lane_tickets.extend(request.lane.take());
+            let outcome = match &reserved {
+                // Not in the lane, and read what the lane's transaction is retrying on: yield to it.
+                Some(key) if !in_lane && request.read_set.contains(key) => {
+                    Err(Rejection { error: CommitError::Yielded, hot_key: Some(key.clone()) })
+                }
+                _ => self.validate(&request),
+            };
+            if let Err(rejection) = outcome {
                 self.published.conflicts.fetch_add(1, Ordering::Relaxed);
-                let _ = request.reply.send(Err(error));
+                let _ = request.reply.send(Err(rejection));
                 continue;
             }
             let ts = last_ts.next_commit();
@@ -320,7 +451,7 @@ impl Committer {
             }
             keys.sort_unstable();
             keys.dedup();
-            let record = Arc::new(CommitRecord { ts, changes, keys });
+            let record = Arc::new(CommitRecord { ts, changes, keys, reloaded: false });
             self.remember_writes(Arc::clone(&record));
             commits.push(AcceptedCommit { record, stored, reply: request.reply });
         }
@@ -328,12 +459,15 @@ impl Committer {
             return None;
         }
         self.state.set_ts(last_ts);
-        Some(AcceptedBatch { commits, snapshot: self.state.clone() })
+        let snapshot = self.state.clone();
+        *self.published.accepted.write().expect("snapshot lock poisoned") = snapshot.clone();
+        drop(lane_tickets);
+        Some(AcceptedBatch { commits, snapshot })
     }
 
-    fn validate(&self, request: &CommitRequest) -> Result<(), CommitError> {
+    fn validate(&self, request: &CommitRequest) -> Result<(), Rejection> {
         if request.begin_ts < self.forgotten_up_to {
-            return Err(CommitError::TooOld { begin: request.begin_ts, oldest: self.forgotten_up_to });
+            return Err(CommitError::TooOld { begin: request.begin_ts, oldest: self.forgotten_up_to }.into());
         }
         let Some((lowest, highest)) = request.read_set.bounds() else { return Ok(()) };
         for record in self.write_log.iter().rev() {
@@ -345,8 +479,9 @@ impl Committer {
             if last.as_slice() < lowest || first.as_slice() >= highest {
                 continue;
             }
-            if record.keys.iter().any(|key| request.read_set.contains(key)) {
-                return Err(CommitError::Conflict { conflicting_commit: record.ts });
+            if let Some(key) = record.keys.iter().find(|key| request.read_set.contains(key)) {
+                let error = CommitError::Conflict { conflicting_commit: record.ts };
+                return Err(Rejection { error, hot_key: Some(key.clone()) });
             }
         }
         Ok(())
@@ -376,7 +511,7 @@ impl Durability {
                 self.published.stop_accepting(&reason);
                 for batch in accepted.try_iter() {
                     for commit in batch.commits {
-                        let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone())));
+                        let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone()).into()));
                     }
                 }
                 return;
@@ -405,7 +540,7 @@ impl Durability {
         let count = commits.len() as u64;
         if let Err(reason) = self.log.append(&commits) {
             for commit in batches.into_iter().flat_map(|batch| batch.commits) {
-                let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone())));
+                let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone()).into()));
             }
             return Err(reason);
         }

@@ -38,6 +38,10 @@ pub enum CommitError {
     /// Another transaction committed a write to something this one read. Retry the transaction.
     #[error("Transaction conflicts with a commit at timestamp {conflicting_commit}; retry it")]
     Conflict { conflicting_commit: Timestamp },
+    /// A transaction that conflicted before is retrying on a document this one read, and goes first
+    /// (the conflict lane: hot documents' transactions take turns). Retry the transaction.
+    #[error("Transaction read a document that a conflicting transaction is retrying on; retry it")]
+    Yielded,
     /// The transaction began before the oldest write the committer remembers. Retry the transaction.
     #[error("Transaction began at {begin} before the committer's oldest remembered write at {oldest}; retry it")]
     TooOld { begin: Timestamp, oldest: Timestamp },
@@ -47,11 +51,14 @@ pub enum CommitError {
     /// restart (which recovers from the durable log) helps.
     #[error("The store is unavailable: {0}")]
     Unavailable(String),
+    /// The store is a read replica, which only follows the writer's commits.
+    #[error("This store is a read replica and can't commit writes; writes go to the writer")]
+    ReadOnlyReplica,
 }
 
 impl CommitError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, CommitError::Conflict { .. } | CommitError::TooOld { .. })
+        matches!(self, CommitError::Conflict { .. } | CommitError::Yielded | CommitError::TooOld { .. })
     }
 }
 

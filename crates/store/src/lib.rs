@@ -6,6 +6,7 @@
 //! checkpoints in SQLite or PostgreSQL; and the change stream every commit is published on. Knows nothing of
 //! queries, functions or the network.
 
+mod background;
 mod btree;
 mod committer;
 mod document;
@@ -14,6 +15,7 @@ mod index;
 pub mod limits;
 mod persistence;
 mod read_set;
+mod replica;
 mod schema;
 mod snapshot;
 mod store;

@@ -34,7 +34,9 @@ pub const CHANGE_STREAM_CAPACITY: usize = 4_096;
 
 /// Attempts `Store::transact` makes before giving up on a conflicting transaction. Every conflict
 /// means another transaction committed, so the store as a whole always progresses; this bounds how
-/// long one unlucky transaction on a hot document keeps trying (with backoff, about a second in all).
+/// long one unlucky transaction on a hot document keeps trying (retries wait their turn in the conflict
+/// lane, where a transaction almost always commits at its first turn; `transact_blocking` backs off
+/// instead, about a second in all).
 pub const MAX_TRANSACTION_ATTEMPTS: u32 = 32;
 
 /// How long a PostgreSQL writer lease lasts unless renewed (the renewer extends it every quarter of
@@ -48,3 +50,24 @@ pub const MAX_LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(6
 pub const LEASE_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 /// Connecting to PostgreSQL gives up after this long, unless the connection string sets its own.
 pub const POSTGRES_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How often a read replica reads the log even without a notification from the writer: notifications
+/// are lost while its connection is down, so this bounds how stale a replica can stay then.
+pub const REPLICA_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A read replica waits for notifications in slices of this long, checking in between whether its
+/// store is shutting down: bounds how long dropping a replica takes.
+pub const REPLICA_WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(50);
+/// How often a read replica records its applied position in the `replicas` table (the writer keeps
+/// the log after the oldest one).
+pub const REPLICA_HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A replica whose position was not recorded for this long is gone (crashed, partitioned): the
+/// writer no longer keeps the log for it, and it reloads the checkpoint if it comes back.
+pub const REPLICA_EXPIRY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Log groups a writer keeps beyond its checkpoint for lagging replicas unless configured otherwise
+/// (`PostgresConfig::replica_log_rows`): bounds the log a slow replica can make the database hold.
+pub const REPLICA_LOG_ROWS: usize = 10_000;
+/// The most log groups a writer may be configured to keep beyond its checkpoint for replicas.
+pub const MAX_REPLICA_LOG_ROWS: usize = 1_000_000;
+/// Log groups a replica reads in one query: bounds its memory while catching up (it reads again at
+/// once when there were this many).
+pub const REPLICA_TAIL_BATCH: usize = 64;

@@ -25,8 +25,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::Timestamp;
 use crate::error::OpenError;
 
-pub(crate) use postgres::open_postgres;
 pub use postgres::{DEFAULT_POSTGRES_SCHEMA, PostgresConfig};
+pub(crate) use postgres::{PostgresReplica, Tail, open_postgres, open_postgres_replica, writer_url};
 
 /// Bump when the on-disk layout changes; opening a newer or older layout fails clearly.
 const FORMAT_VERSION: i64 = 1;
@@ -57,7 +57,8 @@ pub(crate) struct Recovered {
 /// same contract: `append` returns only once the commits survive a crash, and it is all or nothing.
 pub(crate) trait Log: Send + 'static {
     fn append(&mut self, commits: &[(Timestamp, &[StoredWrite])]) -> Result<(), String>;
-    /// Forgets every group whose last commit is at or before `ts` (they are in a checkpoint).
+    /// Forgets groups whose last commit is at or before `ts` (they are in a checkpoint): all of them,
+    /// or (PostgreSQL) all but those read replicas still need.
     fn truncate(&mut self, ts: Timestamp) -> Result<(), String>;
 }
 

@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::committer::{self, CheckpointPolicy, CommitRecord, CommitRequest, Published, StoreStats};
+use crate::committer::{
+    self, CheckpointPolicy, CommitRecord, CommitRequest, DocumentChange, LaneTicket, Published, Rejection, StoreStats,
+};
 use crate::document::Document;
 use crate::error::OpenError;
 use crate::limits::{COMMIT_QUEUE_CAPACITY, MAX_TRANSACTION_ATTEMPTS};
-use crate::persistence::{self, Checkpoints, Log, PostgresConfig, Recovered};
+use crate::persistence::{self, Checkpoints, LatestVersions, Log, PostgresConfig, Recovered};
+use crate::replica::Replica;
 use crate::schema::Schema;
 use crate::snapshot::Snapshot;
 use crate::{CommitError, Timestamp, Transaction, TransactionError};
@@ -34,6 +37,8 @@ pub enum Storage {
     Directory(PathBuf),
     /// A PostgreSQL database, which writer nodes take turns on through a lease.
     Postgres(PostgresConfig),
+    /// A read replica of the writer on a PostgreSQL database: follows its log, refuses writes.
+    PostgresReplica(PostgresConfig),
 }
 
 impl std::fmt::Display for Storage {
@@ -41,6 +46,7 @@ impl std::fmt::Display for Storage {
         match self {
             Storage::Directory(directory) => write!(formatter, "{}", directory.display()),
             Storage::Postgres(postgres) => write!(formatter, "{postgres}"),
+            Storage::PostgresReplica(postgres) => write!(formatter, "read replica of {postgres}"),
         }
     }
 }
@@ -53,6 +59,11 @@ impl StoreConfig {
 
     pub fn postgres(postgres: PostgresConfig) -> StoreConfig {
         StoreConfig::with_storage(Storage::Postgres(postgres))
+    }
+
+    /// A read replica of the writer on `postgres` (see `Store::is_replica`).
+    pub fn replica_of(postgres: PostgresConfig) -> StoreConfig {
+        StoreConfig::with_storage(Storage::PostgresReplica(postgres))
     }
 
     /// A command line's database: a `postgres://` or `postgresql://` URL is a PostgreSQL database
@@ -70,7 +81,8 @@ impl StoreConfig {
     }
 }
 
-/// A database in one data directory. Cheap to clone; the last clone dropped shuts it down.
+/// A database: its writer (which commits), or a read replica of one. Cheap to clone; the last clone
+/// dropped shuts it down.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<StoreInner>,
@@ -81,6 +93,8 @@ struct StoreInner {
     published: Arc<Published>,
     committer: Mutex<Option<JoinHandle<()>>>,
     secret: [u8; 32],
+    /// A read replica's follower; `None` on the writer. Dropped after the committer is joined.
+    replica: Option<Replica>,
     /// A data directory's lock, held for the store's life so no second process opens the directory.
     _lock: Option<File>,
 }
@@ -96,7 +110,8 @@ impl Drop for StoreInner {
 }
 
 impl Store {
-    /// Opens (creating if needed) a data directory or PostgreSQL schema and recovers its state.
+    /// Opens (creating if needed) a data directory or PostgreSQL schema and recovers its state, or
+    /// (`Storage::PostgresReplica`) loads the writer's state and starts following it.
     pub fn open(config: StoreConfig) -> Result<Store, OpenError> {
         let storage = &config.storage;
         let io_error = |source| OpenError::Io { path: storage.to_string(), source };
@@ -111,30 +126,9 @@ impl Store {
                 let (log, checkpoints, recovered) = persistence::open_postgres(postgres)?;
                 (Box::new(log), Box::new(checkpoints), recovered, None)
             }
+            Storage::PostgresReplica(postgres) => return Store::open_replica(postgres),
         };
-
-        let mut snapshot = Snapshot::empty();
-        for (id, bytes) in &recovered.checkpoint {
-            apply_recovered(&mut snapshot, *id, Some(bytes))?;
-        }
-        let mut since_checkpoint = HashMap::new();
-        let mut last_ts = recovered.checkpoint_ts;
-        for (ts, writes) in &recovered.log {
-            for (id, bytes) in writes {
-                apply_recovered(&mut snapshot, *id, bytes.as_deref())?;
-                since_checkpoint.insert(*id, bytes.clone());
-            }
-            last_ts = *ts;
-        }
-        snapshot.set_ts(last_ts);
-        tracing::info!(
-            %storage,
-            checkpoint_documents = recovered.checkpoint.len(),
-            replayed_commits = recovered.log.len(),
-            ts = %last_ts,
-            "store recovered"
-        );
-
+        let (snapshot, since_checkpoint) = load(&recovered)?;
         let published = Arc::new(Published::new(snapshot.clone()));
         let policy = CheckpointPolicy {
             after_commits: config.checkpoint_after_commits.max(1),
@@ -151,14 +145,59 @@ impl Store {
                 published,
                 committer: Mutex::new(Some(committer)),
                 secret: recovered.secret,
+                replica: None,
                 _lock: lock,
             }),
         })
     }
 
+    fn open_replica(postgres: &PostgresConfig) -> Result<Store, OpenError> {
+        let (source, recovered) = persistence::open_postgres_replica(postgres)?;
+        let (snapshot, _) = load(&recovered)?;
+        let published = Arc::new(Published::new(snapshot.clone()));
+        let replica = Replica::start(postgres.clone(), source, snapshot, Arc::clone(&published))
+            .map_err(|source| OpenError::Io { path: postgres.to_string(), source })?;
+        Ok(Store {
+            inner: Arc::new(StoreInner {
+                requests: None,
+                published,
+                committer: Mutex::new(None),
+                secret: recovered.secret,
+                replica: Some(replica),
+                _lock: None,
+            }),
+        })
+    }
+
+    /// Whether this store is a read replica: it follows the writer's commits and refuses its own
+    /// (`CommitError::ReadOnlyReplica`); reads and subscriptions work as on the writer.
+    pub fn is_replica(&self) -> bool {
+        self.inner.replica.is_some()
+    }
+
+    /// On a read replica, the API URL the writer advertised with its lease
+    /// (`PostgresConfig::advertise_url`), for forwarding writes to it: read afresh from the database
+    /// on every call, `None` while no writer holds an unexpired lease (by the database's clock) or
+    /// the writer advertised none. `None` on the writer itself. Blocks for a database round trip.
+    pub fn writer_url(&self) -> Result<Option<String>, CommitError> {
+        match &self.inner.replica {
+            Some(replica) => replica.writer_url(),
+            None => Ok(None),
+        }
+    }
+
     /// Starts a transaction at the latest durable commit.
     pub fn begin(&self) -> Transaction {
         Transaction::new(self.inner.published.latest())
+    }
+
+    /// Starts a transaction at the newest commit the committer accepted, which may not be durable
+    /// yet (`transact` runs its body in one): a hot document's next commit need not wait for the
+    /// previous one's fsync. What it read reaches nobody before it is durable: `commit` returns only
+    /// once the commit (which the log orders after everything it read) or, for a read-only
+    /// transaction, the state it read is durable. Never hand its reads out before that.
+    pub fn begin_latest(&self) -> Transaction {
+        Transaction::new(self.inner.published.accepted())
     }
 
     /// Starts a transaction that reads as of `ts`, if that state is still retained (see
@@ -198,8 +237,12 @@ impl Store {
     /// Commits a transaction, returning once it is durable. A read-only transaction commits at the
     /// timestamp it read at.
     pub async fn commit(&self, transaction: Transaction) -> Result<Timestamp, CommitError> {
-        let (request, response) = match self.prepare(transaction)? {
-            Prepared::ReadOnly(ts) => return Ok(ts),
+        self.submit(transaction, None).await.map_err(|rejection| rejection.error)
+    }
+
+    async fn submit(&self, transaction: Transaction, lane: Option<LaneTicket>) -> Result<Timestamp, Rejection> {
+        let (request, response) = match self.prepare(transaction, lane)? {
+            Prepared::ReadOnly(ts) => return self.durable(ts).await.map(|()| ts).map_err(Rejection::from),
             Prepared::Request(request, response) => (request, response),
         };
         self.queue().send(request).await.map_err(|_| self.unavailable())?;
@@ -208,28 +251,58 @@ impl Store {
 
     /// `commit` for callers outside an async runtime. Must not be called from inside one.
     pub fn commit_blocking(&self, transaction: Transaction) -> Result<Timestamp, CommitError> {
-        let (request, response) = match self.prepare(transaction)? {
-            Prepared::ReadOnly(ts) => return Ok(ts),
+        let (request, response) = match self.prepare(transaction, None)? {
+            Prepared::ReadOnly(ts) => {
+                return match self.inner.published.wait_durable(ts) {
+                    Some(durable) => durable.blocking_recv().map(|()| ts).map_err(|_| self.unavailable()),
+                    None => Ok(ts),
+                };
+            }
             Prepared::Request(request, response) => (request, response),
         };
         self.queue().blocking_send(request).map_err(|_| self.unavailable())?;
-        response.blocking_recv().map_err(|_| self.unavailable())?
+        response.blocking_recv().map_err(|_| self.unavailable())?.map_err(|rejection| rejection.error)
     }
 
-    /// Runs `body` in a transaction and commits it, running it again (after a short, growing, jittered
-    /// pause) when the commit conflicts. `body` must be free of side effects outside the transaction.
+    /// Returns once the state at `ts` is durable.
+    async fn durable(&self, ts: Timestamp) -> Result<(), CommitError> {
+        match self.inner.published.wait_durable(ts) {
+            Some(durable) => durable.await.map_err(|_| self.unavailable()),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `body` in a transaction at the newest accepted state (see `begin_latest`) and commits it,
+    /// running it again when the commit conflicts: the retries of conflicting transactions take
+    /// turns in the store's conflict lane, each at the state its predecessor left, while other
+    /// transactions that read what the one in the lane conflicted on yield to it. So contention on
+    /// a hot document costs little more than running its transactions one after another. Returns
+    /// (a result or an error) only once everything the body read is durable. `body` must be free of
+    /// side effects outside the transaction.
     pub async fn transact<T>(
         &self,
         mut body: impl FnMut(&mut Transaction) -> Result<T, TransactionError>,
     ) -> Result<(T, Timestamp), CommitError> {
-        let mut attempt = 0;
+        let mut attempts = 0;
+        let mut lane = None;
         loop {
-            let mut transaction = self.begin();
-            let value = body(&mut transaction)?;
-            match self.commit(transaction).await {
-                Ok(ts) => return Ok((value, ts)),
-                Err(error) => tokio::time::sleep(retry_pause(&error, &mut attempt)?).await,
+            let mut transaction = self.begin_latest();
+            let begin_ts = transaction.begin_ts();
+            let outcome = match body(&mut transaction) {
+                Ok(value) => self.submit(transaction, lane.take()).await.map(|ts| (value, ts)),
+                Err(error) => Err(Rejection::from(CommitError::from(error))),
+            };
+            let rejection = match outcome {
+                Ok(committed) => return Ok(committed),
+                Err(rejection) => rejection,
+            };
+            attempts += 1;
+            if !rejection.error.is_retryable() || attempts >= MAX_TRANSACTION_ATTEMPTS {
+                // The error may follow from state that is not durable yet.
+                self.durable(begin_ts).await?;
+                return Err(rejection.error);
             }
+            lane = Some(self.inner.published.enter_lane(rejection.hot_key).await);
         }
     }
 
@@ -249,34 +322,47 @@ impl Store {
         }
     }
 
-    /// Declares tables, indexes and validators (see `Schema`), in one transaction.
+    /// Declares tables, indexes and validators (see `Schema`), in one transaction. Refused on a read
+    /// replica: the writer applies schemas.
     pub async fn apply_schema(&self, schema: &Schema) -> Result<Timestamp, CommitError> {
+        self.check_writer()?;
         schema.check()?;
         self.transact(|transaction| apply_schema(transaction, schema)).await.map(|((), ts)| ts)
     }
 
     /// `apply_schema` for callers outside an async runtime.
     pub fn apply_schema_blocking(&self, schema: &Schema) -> Result<Timestamp, CommitError> {
+        self.check_writer()?;
         schema.check()?;
         self.transact_blocking(|transaction| apply_schema(transaction, schema)).map(|((), ts)| ts)
     }
 
     /// Declares system tables (names starting with `_`) and their indexes, for the layers above the
-    /// store (scheduled jobs, environment variables, ...). Never for an app's schema.
+    /// store (scheduled jobs, environment variables, ...). Never for an app's schema. On a read replica
+    /// it succeeds only if the writer already declared the same (nothing to write).
     pub async fn apply_system_schema(&self, schema: &Schema) -> Result<Timestamp, CommitError> {
         schema.check_system()?;
         self.transact(|transaction| apply_schema(transaction, schema)).await.map(|((), ts)| ts)
     }
 
-    fn prepare(&self, transaction: Transaction) -> Result<Prepared, CommitError> {
+    /// `lane`: the conflict lane's turn the commit was retried in, if any (dropped with a read-only one).
+    fn prepare(&self, transaction: Transaction, lane: Option<LaneTicket>) -> Result<Prepared, CommitError> {
         if transaction.is_read_only() {
             let ts = transaction.begin_ts();
             transaction.into_commit()?;
             return Ok(Prepared::ReadOnly(ts));
         }
+        self.check_writer()?;
         let (begin_ts, read_set, writes) = transaction.into_commit()?;
         let (reply, response) = oneshot::channel();
-        Ok(Prepared::Request(CommitRequest { begin_ts, read_set, writes, reply }, response))
+        Ok(Prepared::Request(CommitRequest { begin_ts, read_set, writes, reply, lane }, response))
+    }
+
+    fn check_writer(&self) -> Result<(), CommitError> {
+        match self.is_replica() {
+            true => Err(CommitError::ReadOnlyReplica),
+            false => Ok(()),
+        }
     }
 
     fn queue(&self) -> &mpsc::Sender<CommitRequest> {
@@ -290,7 +376,7 @@ impl Store {
 
 enum Prepared {
     ReadOnly(Timestamp),
-    Request(CommitRequest, oneshot::Receiver<Result<Timestamp, CommitError>>),
+    Request(CommitRequest, oneshot::Receiver<Result<Timestamp, Rejection>>),
 }
 
 /// The pause before the next attempt, or the error when it is not worth another one.
@@ -329,11 +415,39 @@ fn apply_schema(transaction: &mut Transaction, schema: &Schema) -> Result<(), Tr
     Ok(())
 }
 
-fn apply_recovered(
+/// The state a checkpoint and the log after it describe, and the versions the log wrote.
+pub(crate) fn load(recovered: &Recovered) -> Result<(Snapshot, LatestVersions), OpenError> {
+    let mut snapshot = Snapshot::empty();
+    for (id, bytes) in &recovered.checkpoint {
+        apply_stored(&mut snapshot, *id, Some(bytes), None)?;
+    }
+    let mut since_checkpoint = HashMap::new();
+    let mut last_ts = recovered.checkpoint_ts;
+    for (ts, writes) in &recovered.log {
+        for (id, bytes) in writes {
+            apply_stored(&mut snapshot, *id, bytes.as_deref(), None)?;
+            since_checkpoint.insert(*id, bytes.clone());
+        }
+        last_ts = *ts;
+    }
+    snapshot.set_ts(last_ts);
+    tracing::info!(
+        checkpoint_documents = recovered.checkpoint.len(),
+        replayed_commits = recovered.log.len(),
+        ts = %last_ts,
+        "store state loaded"
+    );
+    Ok((snapshot, since_checkpoint))
+}
+
+/// Applies one stored write (a document's encoding, or `None` for a deletion) as the committer
+/// applied it, collecting the index keys it touches into `keys`; returns the change made.
+pub(crate) fn apply_stored(
     snapshot: &mut Snapshot,
     id: livebase_value::DocumentId,
     bytes: Option<&[u8]>,
-) -> Result<(), OpenError> {
+    keys: Option<&mut Vec<Vec<u8>>>,
+) -> Result<DocumentChange, OpenError> {
     if snapshot.table(id.table()).is_none() {
         return Err(OpenError::Corrupt(format!(
             "document {id} belongs to table number {} which does not exist",
@@ -342,8 +456,8 @@ fn apply_recovered(
     }
     let document =
         bytes.map(|bytes| Document::decode(id, bytes).map(Arc::new)).transpose().map_err(OpenError::Corrupt)?;
-    snapshot.apply_write(id, document, None);
-    Ok(())
+    let old = snapshot.apply_write(id, document.clone(), keys);
+    Ok(DocumentChange { id, old, new: document })
 }
 
 fn lock_directory(directory: &Path) -> Result<File, OpenError> {

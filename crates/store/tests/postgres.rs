@@ -13,7 +13,7 @@ use livebase_value::Value;
 fn postgres_config(db: &TestDb) -> PostgresConfig {
     match db.config().storage {
         Storage::Postgres(config) => config,
-        Storage::Directory(_) => unreachable!("a PostgreSQL test database"),
+        _ => unreachable!("a PostgreSQL test database"),
     }
 }
 
