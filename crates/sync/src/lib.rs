@@ -16,7 +16,8 @@ mod state;
 pub use messages::{
     AddQuery, Args, AuthToken, ClientMessage, Connect, FunctionCall, FunctionError, InvalidArgs,
     MAX_ERROR_MESSAGE_CHARS, MAX_MESSAGE_BYTES, MutationSuccess, ParseError, QueryId, QuerySetModification, RequestId,
-    ServerMessage, SessionId, StateModification, StateVersion, Timestamp, Transition, UdfPath, parse_client_message,
+    ServerMessage, SessionId, SharedOutcome, StateModification, StateVersion, Timestamp, Transition, UdfPath,
+    parse_client_message,
 };
 pub use state::{
     Call, CloseCode, Connection, Effect, Failure, HEARTBEAT_INTERVAL, MAX_CLOSE_REASON_BYTES, MAX_INFLIGHT_ACTIONS,

@@ -14,14 +14,18 @@
 //!   does not round them. `serverTs` is the exception: a plain JSON number.
 //! - A query journal is a string or null.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use livebase_value::{MAX_IDENTIFIER_LEN, Object, Value, from_convex_json, to_convex_json, validate_identifier};
+use livebase_value::{
+    MAX_IDENTIFIER_LEN, Object, Value, encode_key_value, from_convex_json, to_convex_json, validate_identifier,
+};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json, json};
+use sha2::{Digest as _, Sha256};
 
 /// The longest client message accepted, in bytes of JSON text. Convex caps a function's
 /// arguments at 16 MiB (`FUNCTION_MAX_ARGS_SIZE`); the extra 64 KiB leave room for the rest of a
@@ -539,11 +543,95 @@ pub struct FunctionError {
     pub data: Option<Value>,
 }
 
+/// A digest of what a client sees of a query's result, to tell a changed result from the one sent.
+pub(crate) type ResultDigest = [u8; 32];
+
+/// One run of a query as clients are told it, serialized and digested once, when it is made. A
+/// commit often changes a query that many clients watch, and they all get the same run (the
+/// server shares identical runs): each client's Transition copies these bytes after its own query
+/// id, and compares the digest with the one it sent last, instead of serializing and hashing the
+/// result once per client.
+#[derive(Debug, PartialEq)]
+pub struct SharedOutcome {
+    journal: Option<String>,
+    /// The modification as a JSON object without its `queryId`: `{"type":"QueryUpdated",…}`.
+    text: String,
+    digest: ResultDigest,
+}
+
+impl SharedOutcome {
+    pub fn new(result: Result<Value, FunctionError>, log_lines: Vec<String>, journal: Option<String>) -> SharedOutcome {
+        let mut modification = match &result {
+            Ok(value) => json!({"type": "QueryUpdated", "value": to_convex_json(value)}),
+            Err(error) => {
+                let mut modification = json!({"type": "QueryFailed", "errorMessage": error.message});
+                if let Some(data) = &error.data {
+                    modification["errorData"] = to_convex_json(data);
+                }
+                modification
+            }
+        };
+        modification["logLines"] = json!(log_lines);
+        modification["journal"] = json!(journal);
+        let text = modification.to_string();
+        assert!(text.starts_with('{') && text.len() > 2, "a modification is a JSON object with members");
+        let digest = digest(&result, &log_lines);
+        SharedOutcome { journal, text, digest }
+    }
+
+    /// The journal to continue from when the query runs again.
+    pub fn journal(&self) -> Option<&str> {
+        self.journal.as_deref()
+    }
+
+    pub(crate) fn digest(&self) -> &ResultDigest {
+        &self.digest
+    }
+
+    /// Appends the modification for `query_id`: the shared text with the id spliced in first.
+    fn write_modification(&self, query_id: QueryId, out: &mut String) {
+        write!(out, "{{\"queryId\":{},", query_id.0).expect("a String takes any text");
+        out.push_str(&self.text[1..]);
+    }
+}
+
+/// A collision-resistant digest of what a client sees of a result. The parts are framed (a tag,
+/// self-delimiting value encodings, length-prefixed strings) so that different results cannot
+/// encode to the same bytes.
+fn digest(result: &Result<Value, FunctionError>, log_lines: &[String]) -> ResultDigest {
+    fn string(bytes: &mut Vec<u8>, text: &str) {
+        bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+    }
+    let mut bytes = Vec::new();
+    match result {
+        Ok(value) => {
+            bytes.push(0);
+            encode_key_value(&mut bytes, Some(value));
+        }
+        Err(FunctionError { message, data }) => {
+            bytes.push(1);
+            string(&mut bytes, message);
+            // Undefined marks "no data": it is not a value, so it differs from every data.
+            encode_key_value(&mut bytes, data.as_ref());
+        }
+    }
+    for line in log_lines {
+        string(&mut bytes, line);
+    }
+    Sha256::digest(&bytes).into()
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum StateModification {
-    QueryUpdated { query_id: QueryId, value: Value, log_lines: Vec<String>, journal: Option<String> },
-    QueryFailed { query_id: QueryId, error: FunctionError, log_lines: Vec<String>, journal: Option<String> },
-    QueryRemoved { query_id: QueryId },
+    /// `QueryUpdated` with the query's value, or `QueryFailed` with its error.
+    QueryChanged {
+        query_id: QueryId,
+        outcome: Arc<SharedOutcome>,
+    },
+    QueryRemoved {
+        query_id: QueryId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -602,21 +690,7 @@ pub enum ServerMessage {
 impl ServerMessage {
     pub fn to_json(&self) -> Json {
         match self {
-            ServerMessage::Transition(transition) => {
-                let mut message = json!({
-                    "type": "Transition",
-                    "startVersion": state_version_json(&transition.start_version),
-                    "endVersion": state_version_json(&transition.end_version),
-                    "modifications": transition.modifications.iter().map(modification_json).collect::<Vec<_>>(),
-                });
-                if let Some(skew) = transition.client_clock_skew {
-                    message["clientClockSkew"] = Json::from(skew);
-                }
-                if let Some(ts) = transition.server_ts {
-                    message["serverTs"] = Json::from(ts.nanos());
-                }
-                message
-            }
+            ServerMessage::Transition(_) => serde_json::from_str(&self.to_text()).expect("a Transition's text is JSON"),
             ServerMessage::MutationResponse { request_id, result, log_lines } => {
                 let mut message = json!({"type": "MutationResponse", "requestId": request_id.0, "logLines": log_lines});
                 match result {
@@ -646,38 +720,48 @@ impl ServerMessage {
 
     /// The text frame to send.
     pub fn to_text(&self) -> String {
-        self.to_json().to_string()
-    }
-}
-
-fn state_version_json(version: &StateVersion) -> Json {
-    json!({"querySet": version.query_set, "identity": version.identity, "ts": version.ts.encode()})
-}
-
-fn modification_json(modification: &StateModification) -> Json {
-    match modification {
-        StateModification::QueryUpdated { query_id, value, log_lines, journal } => json!({
-            "type": "QueryUpdated",
-            "queryId": query_id.0,
-            "value": to_convex_json(value),
-            "logLines": log_lines,
-            "journal": journal,
-        }),
-        StateModification::QueryFailed { query_id, error, log_lines, journal } => {
-            let mut modification = json!({
-                "type": "QueryFailed",
-                "queryId": query_id.0,
-                "errorMessage": error.message,
-                "logLines": log_lines,
-                "journal": journal,
-            });
-            if let Some(data) = &error.data {
-                modification["errorData"] = to_convex_json(data);
-            }
-            modification
+        match self {
+            ServerMessage::Transition(transition) => transition_text(transition),
+            _ => self.to_json().to_string(),
         }
-        StateModification::QueryRemoved { query_id } => json!({"type": "QueryRemoved", "queryId": query_id.0}),
     }
+}
+
+/// A Transition's text, written directly: a client's versions are numbers and base64, which need
+/// no escaping, and its results' text is copied in (see [`SharedOutcome`]). One is written per
+/// client for every commit that changes what it watches.
+fn transition_text(transition: &Transition) -> String {
+    let mut text = String::from("{\"type\":\"Transition\",\"startVersion\":");
+    write_state_version(&transition.start_version, &mut text);
+    text.push_str(",\"endVersion\":");
+    write_state_version(&transition.end_version, &mut text);
+    if let Some(skew) = transition.client_clock_skew {
+        write!(text, ",\"clientClockSkew\":{skew}").expect("a String takes any text");
+    }
+    if let Some(ts) = transition.server_ts {
+        write!(text, ",\"serverTs\":{}", ts.nanos()).expect("a String takes any text");
+    }
+    text.push_str(",\"modifications\":[");
+    for (index, modification) in transition.modifications.iter().enumerate() {
+        if index > 0 {
+            text.push(',');
+        }
+        match modification {
+            StateModification::QueryChanged { query_id, outcome } => outcome.write_modification(*query_id, &mut text),
+            StateModification::QueryRemoved { query_id } => {
+                write!(text, "{{\"type\":\"QueryRemoved\",\"queryId\":{}}}", query_id.0)
+                    .expect("a String takes any text");
+            }
+        }
+    }
+    text.push_str("]}");
+    text
+}
+
+fn write_state_version(version: &StateVersion, out: &mut String) {
+    let StateVersion { query_set, identity, ts } = version;
+    write!(out, "{{\"querySet\":{query_set},\"identity\":{identity},\"ts\":\"{}\"}}", ts.encode())
+        .expect("a String takes any text");
 }
 
 /// Sets `success` and `result`, and `errorData` for a `ConvexError`: on failure `result` is the
@@ -1103,6 +1187,46 @@ mod tests {
         }
     }
 
+    fn changed(
+        query_id: u32,
+        result: Result<Value, FunctionError>,
+        log_lines: Vec<String>,
+        journal: Option<String>,
+    ) -> StateModification {
+        let outcome = Arc::new(SharedOutcome::new(result, log_lines, journal));
+        StateModification::QueryChanged { query_id: QueryId(query_id), outcome }
+    }
+
+    #[test]
+    fn one_outcome_serves_every_client_with_its_own_ids_and_versions() {
+        let outcome = Arc::new(SharedOutcome::new(Ok(Value::from("shared")), vec!["[LOG] 'x'".to_owned()], None));
+        for (query_id, nanos) in [(0, 1), (7, 2)] {
+            let version = StateVersion { query_set: query_id, identity: 0, ts: Timestamp::from_nanos(nanos) };
+            let transition = ServerMessage::Transition(Transition {
+                start_version: StateVersion::default(),
+                end_version: version,
+                modifications: vec![StateModification::QueryChanged {
+                    query_id: QueryId(query_id),
+                    outcome: Arc::clone(&outcome),
+                }],
+                client_clock_skew: None,
+                server_ts: None,
+            });
+            let text = transition.to_text();
+            assert_eq!(
+                serde_json::from_str::<Json>(&text).unwrap(),
+                json!({
+                    "type": "Transition",
+                    "startVersion": {"querySet": 0, "identity": 0, "ts": Timestamp::default().encode()},
+                    "endVersion": {"querySet": query_id, "identity": 0, "ts": Timestamp::from_nanos(nanos).encode()},
+                    "modifications": [{"type": "QueryUpdated", "queryId": query_id, "value": "shared",
+                                       "logLines": ["[LOG] 'x'"], "journal": null}],
+                }),
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn server_messages_as_the_clients_expect_them() {
         let version =
@@ -1111,24 +1235,24 @@ mod tests {
             start_version: version(0, 0, 0),
             end_version: version(1, 1, 1_700_000_000_123_456_789),
             modifications: vec![
-                StateModification::QueryUpdated {
-                    query_id: QueryId(0),
-                    value: Value::Array(vec![Value::Int64(10), Value::Float64(1.5)]),
-                    log_lines: vec!["[LOG] 'listing'".to_owned()],
-                    journal: None,
-                },
-                StateModification::QueryFailed {
-                    query_id: QueryId(2),
-                    error: FunctionError { message: "Uncaught Error: nope".to_owned(), data: None },
-                    log_lines: vec![],
-                    journal: Some("j".to_owned()),
-                },
-                StateModification::QueryFailed {
-                    query_id: QueryId(3),
-                    error: FunctionError { message: "ConvexError".to_owned(), data: Some(Value::Null) },
-                    log_lines: vec![],
-                    journal: None,
-                },
+                changed(
+                    0,
+                    Ok(Value::Array(vec![Value::Int64(10), Value::Float64(1.5)])),
+                    vec!["[LOG] 'listing'".to_owned()],
+                    None,
+                ),
+                changed(
+                    2,
+                    Err(FunctionError { message: "Uncaught Error: nope".to_owned(), data: None }),
+                    vec![],
+                    Some("j".to_owned()),
+                ),
+                changed(
+                    3,
+                    Err(FunctionError { message: "ConvexError".to_owned(), data: Some(Value::Null) }),
+                    vec![],
+                    None,
+                ),
                 StateModification::QueryRemoved { query_id: QueryId(4) },
             ],
             client_clock_skew: Some(-12),

@@ -26,15 +26,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::mem;
+use std::sync::Arc;
 use std::time::Duration;
 
-use livebase_value::{Object, Value, encode_key_value};
-use sha2::{Digest as _, Sha256};
+use livebase_value::{Object, Value};
 
 use crate::messages::{
     AddQuery, Args, AuthToken, ClientMessage, Connect, FunctionCall, FunctionError, MutationSuccess, ParseError,
-    QueryId, QuerySetModification, RequestId, ServerMessage, SessionId, StateModification, StateVersion, Timestamp,
-    Transition, UdfPath, parse_client_message,
+    QueryId, QuerySetModification, RequestId, ResultDigest, ServerMessage, SessionId, SharedOutcome, StateModification,
+    StateVersion, Timestamp, Transition, UdfPath, parse_client_message,
 };
 
 /// The most queries one connection may subscribe to. Each costs a read set the store checks every
@@ -84,13 +84,12 @@ pub struct Subscription {
     pub component_path: Option<String>,
 }
 
-/// A query's result, computed by the shell for a [`TransitionPlan`].
+/// A query's result, computed by the shell for a [`TransitionPlan`]. Subscriptions that got the
+/// same run share its outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryResult {
     pub subscription: SubscriptionId,
-    pub result: Result<Value, FunctionError>,
-    pub log_lines: Vec<String>,
-    pub journal: Option<String>,
+    pub outcome: Arc<SharedOutcome>,
 }
 
 /// What the shell computes for the next Transition, from [`Connection::begin_transition`].
@@ -261,9 +260,6 @@ pub enum Failure {
 /// The close reason Convex gives for failures of its own, which the JavaScript client recognizes
 /// (and backs off from for 1 s).
 const INTERNAL_SERVER_ERROR: &str = "InternalServerError";
-
-/// Identifies a result without keeping it, to leave unchanged results out of Transitions.
-type ResultDigest = [u8; 32];
 
 struct Query {
     serial: u64,
@@ -623,12 +619,11 @@ impl Connection {
                     journal: query.journal.clone(),
                     component_path: query.component_path.clone(),
                 }),
-                Err(invalid) => known.push(QueryResult {
-                    subscription: id,
-                    result: Err(FunctionError { message: invalid.to_string(), data: None }),
-                    log_lines: Vec::new(),
-                    journal: None,
-                }),
+                Err(invalid) => {
+                    let error = FunctionError { message: invalid.to_string(), data: None };
+                    let outcome = Arc::new(SharedOutcome::new(Err(error), Vec::new(), None));
+                    known.push(QueryResult { subscription: id, outcome });
+                }
             }
         }
         TransitionPlan { ts, run, query_set: self.query_set_version, identity: self.identity_version, known }
@@ -660,26 +655,21 @@ impl Connection {
             .map(|subscription| subscription.id)
             .chain(known.iter().map(|result| result.subscription))
             .collect();
-        for QueryResult { subscription, result, log_lines, journal } in results.into_iter().chain(known) {
+        for QueryResult { subscription, outcome } in results.into_iter().chain(known) {
             assert!(unanswered.remove(&subscription), "one result per subscription of the plan");
             let Some(query) =
                 self.queries.get_mut(&subscription.query_id).filter(|query| query.serial == subscription.serial)
             else {
                 continue;
             };
-            query.journal.clone_from(&journal);
-            let digest = digest(&result, &log_lines);
-            if query.sent == Some(digest) {
+            query.journal = outcome.journal().map(str::to_owned);
+            if query.sent.as_ref() == Some(outcome.digest()) {
                 continue;
             }
-            query.sent = Some(digest);
+            query.sent = Some(*outcome.digest());
             let query_id = subscription.query_id;
-            let modification = match result {
-                Ok(value) => StateModification::QueryUpdated { query_id, value, log_lines, journal },
-                Err(error) => StateModification::QueryFailed { query_id, error, log_lines, journal },
-            };
             // Replaces the QueryRemoved of an earlier query with the same id, as in Convex.
-            modifications.insert(query_id, modification);
+            modifications.insert(query_id, StateModification::QueryChanged { query_id, outcome });
         }
         for subscription in unanswered {
             self.invalidate(subscription);
@@ -712,33 +702,6 @@ impl Connection {
 fn closing(message: Option<ServerMessage>, code: CloseCode, reason: &'static str) -> Vec<Effect> {
     assert!(reason.len() <= MAX_CLOSE_REASON_BYTES, "close reason `{reason}` is too long for a close frame");
     message.map(Effect::Send).into_iter().chain([Effect::Close { code, reason }]).collect()
-}
-
-/// A collision-resistant digest of what a client sees of a result. The parts are framed (a tag,
-/// self-delimiting value encodings, length-prefixed strings) so that different results cannot
-/// encode to the same bytes.
-fn digest(result: &Result<Value, FunctionError>, log_lines: &[String]) -> ResultDigest {
-    fn string(bytes: &mut Vec<u8>, text: &str) {
-        bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(text.as_bytes());
-    }
-    let mut bytes = Vec::new();
-    match result {
-        Ok(value) => {
-            bytes.push(0);
-            encode_key_value(&mut bytes, Some(value));
-        }
-        Err(FunctionError { message, data }) => {
-            bytes.push(1);
-            string(&mut bytes, message);
-            // Undefined marks "no data": it is not a value, so it differs from every data.
-            encode_key_value(&mut bytes, data.as_ref());
-        }
-    }
-    for line in log_lines {
-        string(&mut bytes, line);
-    }
-    Sha256::digest(&bytes).into()
 }
 
 #[cfg(test)]
@@ -794,7 +757,16 @@ mod tests {
     }
 
     fn answer(subscription: &Subscription, value: Value) -> QueryResult {
-        QueryResult { subscription: subscription.id, result: Ok(value), log_lines: Vec::new(), journal: None }
+        result_of(subscription, Ok(value), Vec::new(), None)
+    }
+
+    fn result_of(
+        subscription: &Subscription,
+        result: Result<Value, FunctionError>,
+        log_lines: Vec<String>,
+        journal: Option<String>,
+    ) -> QueryResult {
+        QueryResult { subscription: subscription.id, outcome: Arc::new(SharedOutcome::new(result, log_lines, journal)) }
     }
 
     /// Runs a whole plan, answering every query with `result`, and returns the Transition.
@@ -812,7 +784,12 @@ mod tests {
     }
 
     fn updated(query_id: u32, value: Value) -> StateModification {
-        StateModification::QueryUpdated { query_id: QueryId(query_id), value, log_lines: Vec::new(), journal: None }
+        changed(query_id, Ok(value), None)
+    }
+
+    fn changed(query_id: u32, result: Result<Value, FunctionError>, journal: Option<String>) -> StateModification {
+        let outcome = Arc::new(SharedOutcome::new(result, Vec::new(), journal));
+        StateModification::QueryChanged { query_id: QueryId(query_id), outcome }
     }
 
     fn fatal(error: &str, reason: &'static str) -> Vec<Effect> {
@@ -929,12 +906,8 @@ mod tests {
         for (result, log_lines) in outcomes {
             for changed in [true, false] {
                 connection.invalidate(id);
-                let transition = transition_with(&mut connection, 1, |s| QueryResult {
-                    subscription: s.id,
-                    result: result.clone(),
-                    log_lines: log_lines.clone(),
-                    journal: None,
-                });
+                let transition =
+                    transition_with(&mut connection, 1, |s| result_of(s, result.clone(), log_lines.clone(), None));
                 assert_eq!(transition.modifications.len(), usize::from(changed), "{result:?} {log_lines:?}");
             }
         }
@@ -947,32 +920,14 @@ mod tests {
         send(&mut connection, modify(0, 1, vec![with_journal]));
         let transition = transition_with(&mut connection, 1, |s| {
             assert_eq!(s.journal.as_deref(), Some("j0"));
-            QueryResult {
-                subscription: s.id,
-                result: Ok(Value::Null),
-                log_lines: vec![],
-                journal: Some("j1".to_owned()),
-            }
+            result_of(s, Ok(Value::Null), vec![], Some("j1".to_owned()))
         });
-        assert_eq!(
-            transition.modifications,
-            [StateModification::QueryUpdated {
-                query_id: QueryId(4),
-                value: Value::Null,
-                log_lines: vec![],
-                journal: Some("j1".to_owned())
-            }]
-        );
+        assert_eq!(transition.modifications, [changed(4, Ok(Value::Null), Some("j1".to_owned()))]);
         let id = SubscriptionId { query_id: QueryId(4), serial: 0 };
         connection.invalidate(id);
         let transition = transition_with(&mut connection, 2, |s| {
             assert_eq!(s.journal.as_deref(), Some("j1"));
-            QueryResult {
-                subscription: s.id,
-                result: Ok(Value::Null),
-                log_lines: vec![],
-                journal: Some("j2".to_owned()),
-            }
+            result_of(s, Ok(Value::Null), vec![], Some("j2".to_owned()))
         });
         assert_eq!(transition.modifications, []);
         connection.invalidate(id);
@@ -1112,13 +1067,7 @@ mod tests {
             message: "Invalid arguments: the arguments must be an object, got float64.".to_owned(),
             data: None,
         };
-        assert_eq!(
-            transition.modifications,
-            [
-                StateModification::QueryFailed { query_id: QueryId(0), error, log_lines: vec![], journal: None },
-                updated(1, Value::Null),
-            ]
-        );
+        assert_eq!(transition.modifications, [changed(0, Err(error), None), updated(1, Value::Null),]);
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! and its Transitions chain and eventually confirm everything the client did.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use livebase_sync::{
     Connection, Effect, Failure, FunctionError, HEARTBEAT_INTERVAL, MutationSuccess, QueryId, QueryResult, RequestId,
-    ServerMessage, StateModification, StateVersion, SubscriptionId, Timestamp, TransitionPlan, parse_client_message,
+    ServerMessage, SharedOutcome, StateModification, StateVersion, SubscriptionId, Timestamp, TransitionPlan,
+    parse_client_message,
 };
 use livebase_value::Value;
 use proptest::prelude::*;
@@ -366,9 +368,7 @@ impl Shell {
             .filter(|&(index, _)| answered & (1 << (index % 64)) != 0)
             .map(|(index, subscription)| QueryResult {
                 subscription: subscription.id,
-                result: Ok(Value::Int64((seed + index as i64) % 3)),
-                log_lines: Vec::new(),
-                journal: None,
+                outcome: Arc::new(SharedOutcome::new(Ok(Value::Int64((seed + index as i64) % 3)), Vec::new(), None)),
             })
             .collect();
         let ts = plan.ts();
@@ -387,9 +387,9 @@ impl Shell {
             .modifications
             .iter()
             .map(|modification| match modification {
-                StateModification::QueryUpdated { query_id, .. }
-                | StateModification::QueryFailed { query_id, .. }
-                | StateModification::QueryRemoved { query_id } => *query_id,
+                StateModification::QueryChanged { query_id, .. } | StateModification::QueryRemoved { query_id } => {
+                    *query_id
+                }
             })
             .collect();
         assert!(ids.is_sorted_by(|a, b| a < b), "at most one modification per query, in id order: {ids:?}");
