@@ -1,4 +1,4 @@
-//! `piano-mirror`: the demo app served by Livebase on the embedded store.
+//! `piano-mirror`: the demo app served by Livebase (arguments shared with `livebase serve`).
 //!
 //! `cargo run --release -p piano-mirror` serves the API (WebSocket sync, HTTP functions) on
 //! `--port` (3210) and the web page (`GET /`, `GET /app.js`) and the app's HTTP routes
@@ -13,8 +13,8 @@ use clap::Parser;
 use livebase_auth::{AuthConfig, Verifier};
 use livebase_functions::Runtime;
 use livebase_server::rest::{RestConfig, RestList};
-use livebase_server::{ServerConfig, admin_key, serve};
-use livebase_store::{Store, StoreConfig};
+use livebase_server::{ServeArgs, ServerConfig, admin_key, serve};
+use livebase_store::Store;
 use piano_mirror::{DevSigner, Site};
 
 #[global_allocator]
@@ -23,17 +23,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(version, about = "Piano Mirror: Livebase's demo app")]
 struct Options {
-    /// Where the database lives: a directory (created if missing) or a PostgreSQL URL.
-    #[arg(long, default_value = "./livebase_data")]
-    data: String,
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    /// The API port: WebSocket sync and HTTP function calls.
-    #[arg(long, default_value_t = 3210)]
-    port: u16,
-    /// The site port: the app's HTTP routes at its root.
-    #[arg(long, default_value_t = 3211)]
-    site_port: u16,
+    #[command(flatten)]
+    serve: ServeArgs,
     /// The API's URL as browsers reach it, written into the page [default: http://<host>:<port>].
     #[arg(long)]
     api_url: Option<String>,
@@ -44,20 +35,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let options = Options::parse();
     // Bad options are refused before anything is created.
-    let listener = tokio::net::TcpListener::bind((options.host.as_str(), options.port)).await?;
-    let site_listener = tokio::net::TcpListener::bind((options.host.as_str(), options.site_port)).await?;
+    let (listener, site_listener) = options.serve.bind().await?;
     let api_url = match options.api_url {
         Some(api_url) => api_url,
         None => format!("http://{}", listener.local_addr()?),
     };
     let site = Site::new(&api_url)?;
-    let store = Store::open(StoreConfig::from_location(&options.data))?;
-    let new_deployment = admin_key::is_new_deployment(&store);
-    store.apply_schema(&piano_mirror::schema()).await?;
-    let admin_key = admin_key::admin_key(&store);
-    if new_deployment && std::env::var(admin_key::ADMIN_KEY_VARIABLE).is_err() {
-        println!("New deployment. Its admin key (keep it secret): {admin_key}");
+    let store = Store::open(options.serve.store_config(listener.local_addr()?))?;
+    // A read replica follows the writer, which creates the schema, the sign-in key and the seed data.
+    let writer = !store.is_replica();
+    if writer {
+        let new_deployment = admin_key::is_new_deployment(&store);
+        store.apply_schema(&piano_mirror::schema()).await?;
+        if new_deployment && std::env::var(admin_key::ADMIN_KEY_VARIABLE).is_err() {
+            println!("New deployment. Its admin key (keep it secret): {}", admin_key::admin_key(&store));
+        }
     }
+    let admin_key = admin_key::admin_key(&store);
 
     // The sign-in route needs the deployment's signing key, which lives in the deployment: read it
     // with the app's functions first, then register the route beside them.
@@ -66,9 +60,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     signer.register_route(&mut registry)?;
     site.register_routes(&mut registry)?;
     let runtime = Runtime::new(store, registry);
-    let seeded = piano_mirror::seed_demo_data(&runtime).await?;
-    tracing::info!("demo data: {seeded}");
-    let scheduler = runtime.start_scheduler().await?;
+    let scheduler = match writer {
+        true => {
+            let seeded = piano_mirror::seed_demo_data(&runtime).await?;
+            tracing::info!("demo data: {seeded}");
+            Some(runtime.start_scheduler().await?)
+        }
+        false => None,
+    };
 
     let config = ServerConfig {
         auth: Some(Arc::new(Verifier::new(AuthConfig { providers: vec![signer.provider()] })?)),
@@ -88,6 +87,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     serve(listener, runtime, config).await?;
-    scheduler.stop().await;
+    if let Some(scheduler) = scheduler {
+        scheduler.stop().await;
+    }
     Ok(())
 }

@@ -31,13 +31,14 @@ use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use livebase_functions::{FunctionError, FunctionKind, FunctionPath, Identity, LogLine};
+use livebase_functions::{FunctionError, FunctionKind, FunctionPath, Identity};
 use livebase_store::Timestamp;
 use livebase_value::{Value, from_convex_json, from_plain_json, to_convex_json, to_plain_json};
 use serde_json::{Map, Value as Json, json};
 use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 
 use crate::Shared;
+use crate::forward::{CallKind, CallOutcome, ForwardIdentity, wire_log_lines};
 use crate::rest::admin::admin_key_matches;
 
 /// Bytes of a function call's request body: what one call over the WebSocket may carry
@@ -81,6 +82,10 @@ pub(crate) struct RequestError {
 }
 
 impl RequestError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> RequestError {
+        RequestError { status, code, message: message.into() }
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> RequestError {
         RequestError { status: StatusCode::BAD_REQUEST, code: "BadRequest", message: message.into() }
     }
@@ -121,15 +126,7 @@ pub(crate) async fn identify(shared: &Shared, headers: &HeaderMap) -> Result<Ide
     };
     let value = value.to_str().map_err(|_| RequestError::unauthenticated("The `Authorization` header is not text"))?;
     if let Some(token) = value.strip_prefix("Bearer ") {
-        let verifier = shared
-            .auth
-            .as_ref()
-            .ok_or_else(|| RequestError::unauthenticated("This server does not accept user tokens"))?;
-        let user = verifier
-            .verify(token.trim())
-            .await
-            .map_err(|why| RequestError::unauthenticated(format!("Invalid token: {why}")))?;
-        return Ok(Identity::User(user));
+        return verify_user(shared, token.trim()).await;
     }
     if let Some(key) = value.strip_prefix("Convex ") {
         let admin_key = shared.admin_key.as_deref().ok_or_else(|| {
@@ -141,6 +138,27 @@ pub(crate) async fn identify(shared: &Shared, headers: &HeaderMap) -> Result<Ide
         return Ok(Identity::Admin);
     }
     Err(RequestError::unauthenticated("The `Authorization` header must be `Bearer <token>` or `Convex <admin key>`"))
+}
+
+/// The user a token names, checked by the deployment's auth providers.
+pub(crate) async fn verify_user(shared: &Shared, token: &str) -> Result<Identity, RequestError> {
+    let verifier =
+        shared.auth.as_ref().ok_or_else(|| RequestError::unauthenticated("This server does not accept user tokens"))?;
+    let user =
+        verifier.verify(token).await.map_err(|why| RequestError::unauthenticated(format!("Invalid token: {why}")))?;
+    Ok(Identity::User(user))
+}
+
+/// Who a replica forwards a call as: `identity`, checked from `headers`.
+fn forward_identity(headers: &HeaderMap, identity: &Identity) -> ForwardIdentity {
+    match identity {
+        Identity::User(_) => {
+            let header = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).unwrap_or_default();
+            ForwardIdentity::User(header.strip_prefix("Bearer ").unwrap_or_default().trim().to_owned())
+        }
+        Identity::Admin | Identity::System => ForwardIdentity::Admin,
+        Identity::Unauthenticated => ForwardIdentity::Unauthenticated,
+    }
 }
 
 /// The value format of a request and its response.
@@ -231,7 +249,7 @@ impl Call {
 }
 
 /// The JSON object in a request body.
-fn body_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Json>, RequestError> {
+pub(crate) fn body_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Json>, RequestError> {
     let body = body.map_err(|rejection| RequestError::body(rejection, MAX_CALL_BODY_BYTES, "MAX_CALL_BODY_BYTES"))?;
     match serde_json::from_slice(&body) {
         Ok(Json::Object(fields)) => Ok(fields),
@@ -243,30 +261,34 @@ fn body_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Json>,
     }
 }
 
-/// A function's outcome, as Convex's HTTP API answers it.
-fn outcome_json(result: &Result<Value, FunctionError>, log_lines: &[LogLine], format: Format) -> Json {
-    let log_lines: Vec<String> = log_lines.iter().map(LogLine::to_string).collect();
+/// A function's outcome, as Convex's HTTP API answers it, its values written by `write`.
+pub(crate) fn outcome_json(
+    result: &Result<Value, FunctionError>,
+    log_lines: Vec<String>,
+    write: impl Fn(&Value) -> Json,
+) -> Json {
     match result {
-        Ok(value) => json!({ "status": "success", "value": format.write(value), "logLines": log_lines }),
+        Ok(value) => json!({ "status": "success", "value": write(value), "logLines": log_lines }),
         Err(error) => {
             let mut outcome =
                 json!({ "status": "error", "errorMessage": error.client_message(), "logLines": log_lines });
             if let Some(data) = error.data() {
-                outcome["errorData"] = format.write(data);
+                outcome["errorData"] = write(data);
             }
             outcome
         }
     }
 }
 
-/// Runs `call` as `kind` (`None`: whatever the function is), a query at `at` if given.
+/// Runs `call` as `kind` (`None`: whatever the function is), a query at `at` if given. On a read
+/// replica, mutations and actions run on the writer, as the caller `headers` name.
 async fn run(
     shared: &Shared,
     kind: Option<FunctionKind>,
     call: Call,
-    identity: &Identity,
+    (identity, headers): (&Identity, &HeaderMap),
     at: Option<Timestamp>,
-) -> Json {
+) -> Result<Json, RequestError> {
     let runtime = &shared.runtime;
     // An unknown path runs as a query, whose error names it as a query's would.
     let kind = kind.unwrap_or_else(|| {
@@ -276,23 +298,23 @@ async fn run(
             .unwrap_or(FunctionKind::Query)
     });
     let Call { path, args, format } = call;
-    match kind {
-        FunctionKind::Query => {
+    let outcome: CallOutcome = match (kind, &shared.forwarder) {
+        (FunctionKind::Query, _) => {
             let outcome = runtime.run_query(&path, args, identity, None, at);
-            outcome_json(&outcome.result, &outcome.log_lines, format)
+            CallOutcome { result: outcome.result, log_lines: wire_log_lines(&outcome.log_lines), ts: None }
         }
-        FunctionKind::Mutation => {
-            let outcome = runtime.run_mutation(&path, args, identity).await;
-            outcome_json(&outcome.result, &outcome.log_lines, format)
+        (FunctionKind::Mutation | FunctionKind::Action, Some(forwarder)) => {
+            let kind = if kind == FunctionKind::Mutation { CallKind::Mutation } else { CallKind::Action };
+            let identity = forward_identity(headers, identity);
+            forwarder.call(kind, &path, args, identity, None).await.map_err(|error| error.to_request_error())?
         }
-        FunctionKind::Action => {
-            let outcome = runtime.run_action(&path, args, identity).await;
-            outcome_json(&outcome.result, &outcome.log_lines, format)
-        }
-    }
+        (FunctionKind::Mutation, None) => runtime.run_mutation(&path, args, identity).await.into(),
+        (FunctionKind::Action, None) => runtime.run_action(&path, args, identity).await.into(),
+    };
+    Ok(outcome_json(&outcome.result, outcome.log_lines, |value| format.write(value)))
 }
 
-fn respond(answer: Result<Json, RequestError>) -> Response {
+pub(crate) fn respond(answer: Result<Json, RequestError>) -> Response {
     match answer {
         Ok(json) => axum::Json(json).into_response(),
         Err(error) => error.into_response(),
@@ -309,7 +331,7 @@ async fn call(
         async {
             let identity = identify(&shared, &headers).await?;
             let call = Call::read(&body_object(body)?, None)?;
-            Ok(run(&shared, kind, call, &identity, None).await)
+            run(&shared, kind, call, (&identity, &headers), None).await
         }
         .await,
     )
@@ -334,7 +356,7 @@ async fn query_get(State(shared): State<Arc<Shared>>, headers: HeaderMap, RawQue
                 fields.insert(name.into_owned(), value);
             }
             let call = Call::read(&fields, None)?;
-            Ok(run(&shared, Some(FunctionKind::Query), call, &identity, None).await)
+            run(&shared, Some(FunctionKind::Query), call, (&identity, &headers), None).await
         }
         .await,
     )
@@ -355,7 +377,7 @@ async fn run_by_url(
                 None => function,
             };
             let call = Call::read(&body_object(body)?, Some(path))?;
-            Ok(run(&shared, None, call, &identity, None).await)
+            run(&shared, None, call, (&identity, &headers), None).await
         }
         .await,
     )
@@ -382,7 +404,7 @@ async fn query_at_ts(
             };
             let call = Call::read(&fields, None)?;
             let at = Timestamp::from_nanos(ts.nanos());
-            Ok(run(&shared, Some(FunctionKind::Query), call, &identity, Some(at)).await)
+            run(&shared, Some(FunctionKind::Query), call, (&identity, &headers), Some(at)).await
         }
         .await,
     )
@@ -422,7 +444,7 @@ async fn query_batch(
             let ts = shared.store.snapshot().ts();
             let mut results = Vec::with_capacity(calls.len());
             for call in calls {
-                results.push(run(&shared, Some(FunctionKind::Query), call, &identity, Some(ts)).await);
+                results.push(run(&shared, Some(FunctionKind::Query), call, (&identity, &headers), Some(ts)).await?);
             }
             Ok(json!({ "results": results }))
         }

@@ -80,6 +80,10 @@ impl Hub {
                 received = commits.recv() => received,
             };
             match received {
+                Ok(commit) if commit.reloaded => {
+                    tracing::warn!(ts = %commit.ts, "the replica reloaded the writer's state: rerunning every live query");
+                    self.reset(commit.ts);
+                }
                 Ok(commit) => {
                     // The store publishes one snapshot per group commit, at its last commit, before
                     // it sends the group down the stream: a snapshot at exactly this commit exists
@@ -129,12 +133,17 @@ impl Hub {
         self.watermark.send_replace(watermark);
     }
 
+    /// The newest commit whose changes the hub has matched, as it moves.
+    pub(crate) fn watermark(&self) -> watch::Receiver<Timestamp> {
+        self.watermark.subscribe()
+    }
+
     pub(crate) fn connect(self: &Arc<Hub>) -> Registration {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let mailbox = Mailbox::default();
         let notify = Arc::clone(&mailbox.notify);
         self.lock().connections.insert(id, mailbox);
-        Registration { hub: Arc::clone(self), id, notify, watermark: self.watermark.subscribe() }
+        Registration { hub: Arc::clone(self), id, notify, watermark: self.watermark() }
     }
 }
 

@@ -9,15 +9,21 @@
 //! Over HTTP, the same port serves function calls (`http_api.rs`: `/api/query`, `/api/mutation`,
 //! ...) and the app's HTTP actions under `/http/` (`http_actions.rs`); the optional site port
 //! serves the HTTP actions at its root.
+//!
+//! A node is the writer of its store or, on PostgreSQL, a read replica (`Store::is_replica`): a
+//! replica serves queries and subscriptions from its own store, which follows the writer's commits,
+//! and forwards mutations and actions to the writer (`forward.rs`).
 
 pub mod admin_env;
 pub mod admin_key;
 pub mod app;
+pub mod forward;
 mod http_actions;
 pub mod http_api;
 mod hub;
 mod interval_index;
 pub mod rest;
+mod serve_args;
 mod shared_runs;
 mod socket;
 mod subscriptions;
@@ -40,6 +46,7 @@ use tokio::net::TcpListener;
 pub use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use serve_args::ServeArgs;
 pub use shared_runs::MAX_SHARED_QUERY_RUNS;
 pub use socket::{MAX_OUTGOING_MESSAGES, SHUTDOWN_CLOSE_REASON, SLOW_CLIENT_CLOSE_REASON};
 pub use subscriptions::RECENT_COMMITS_CAPACITY;
@@ -85,18 +92,31 @@ struct Shared {
     admin_key: Option<String>,
     heartbeat_interval: Duration,
     connections: TaskTracker,
+    /// On a read replica, the way to the writer for mutations and actions.
+    forwarder: Option<forward::Forwarder>,
 }
 
 /// Serves `runtime`'s functions on `listener` until `config.shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, runtime: Runtime, config: ServerConfig) -> std::io::Result<()> {
     let ServerConfig { shutdown, auth, admin_key, rest, site_listener, heartbeat_interval } = config;
     let store = runtime.store().clone();
+    if store.is_replica() && admin_key.is_none() {
+        let problem = "a read replica needs the admin key: it authenticates its calls to the writer";
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, problem));
+    }
     rest::prepare(&store, &rest)
         .await
         .map_err(|problem| std::io::Error::new(std::io::ErrorKind::InvalidInput, problem))?;
     let rest_routes = rest::router(store.clone(), rest, admin_key.clone(), shutdown.clone());
     let hub = hub::Hub::start(store.clone(), shutdown.clone());
-    tokio::spawn(prune_mutation_replays(runtime.clone(), shutdown.clone()));
+    let forwarder = match (&admin_key, store.is_replica()) {
+        (Some(admin_key), true) => Some(forward::Forwarder::new(store.clone(), admin_key.clone(), hub.watermark())),
+        _ => {
+            // Only the writer writes; it prunes for every node, since replays are recorded there.
+            tokio::spawn(prune_mutation_replays(runtime.clone(), shutdown.clone()));
+            None
+        }
+    };
     let connections = TaskTracker::new();
     let shared = Arc::new(Shared {
         runtime,
@@ -107,6 +127,7 @@ pub async fn serve(listener: TcpListener, runtime: Runtime, config: ServerConfig
         admin_key,
         heartbeat_interval: heartbeat_interval.unwrap_or(HEARTBEAT_INTERVAL),
         connections: connections.clone(),
+        forwarder,
     });
     // Small messages must leave at once: Nagle's algorithm with delayed ACKs adds ~40 ms to them.
     let listener = listener.tap_io(|tcp| {
@@ -139,6 +160,7 @@ fn api_router(shared: Arc<Shared>, rest_routes: Router) -> Router {
         .route("/version", get(version))
         .merge(http_api::routes())
         .merge(admin_env::routes())
+        .merge(forward::routes())
         .merge(http_actions::api_port_routes())
         .with_state(shared)
         .merge(rest_routes)

@@ -7,10 +7,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use livebase_functions::{FunctionError, Identity, LogLine, Runtime};
+use livebase_functions::{Identity, Runtime};
 use livebase_store::{KeyInterval, Timestamp};
-use livebase_sync::Subscription;
+use livebase_sync::{SharedOutcome, Subscription};
 use livebase_value::{Value, to_convex_json};
+
+use crate::forward::wire_log_lines;
+use crate::socket::wire_error;
 
 /// The most query runs kept for sharing. A run is useful only until the next commit moves the
 /// timestamp queries rerun at, so runs at older timestamps are dropped first; past this many at the
@@ -20,9 +23,8 @@ pub const MAX_SHARED_QUERY_RUNS: usize = 4_096;
 /// A query's run, as every subscriber of it gets it.
 #[derive(Debug)]
 pub(crate) struct SharedRun {
-    pub(crate) result: Result<Value, FunctionError>,
-    pub(crate) log_lines: Vec<LogLine>,
-    pub(crate) journal: Option<String>,
+    /// What clients are told, serialized once for all of them.
+    pub(crate) outcome: Arc<SharedOutcome>,
     /// The read set's intervals: sorted, disjoint.
     pub(crate) read_set: Vec<KeyInterval>,
     /// The snapshot the query read.
@@ -84,9 +86,10 @@ impl SharedRuns {
             let journal = subscription.journal.as_deref();
             let mut outcome = runtime.run_query(&path, subscription.args.clone(), identity, journal, Some(ts));
             let read_set = outcome.read_set.intervals().to_vec();
-            let (result, log_lines, journal) = (outcome.result, outcome.log_lines, outcome.journal);
+            let result = outcome.result.map_err(|error| wire_error(&error));
+            let sent = SharedOutcome::new(result, wire_log_lines(&outcome.log_lines), outcome.journal);
             let read_identity = outcome.read_identity;
-            Arc::new(SharedRun { result, log_lines, journal, read_set, ts: outcome.ts, read_identity })
+            Arc::new(SharedRun { outcome: Arc::new(sent), read_set, ts: outcome.ts, read_identity })
         };
         let caller = format!("{identity:?}");
         let Some(cell) = self.lock().cell(&key, &caller, ts) else { return run() };
@@ -165,9 +168,7 @@ mod tests {
 
     fn done(cell: &RunCell, read_identity: bool) {
         let run = SharedRun {
-            result: Ok(Value::Null),
-            log_lines: Vec::new(),
-            journal: None,
+            outcome: Arc::new(SharedOutcome::new(Ok(Value::Null), Vec::new(), None)),
             read_set: Vec::new(),
             ts: ts(0),
             read_identity,

@@ -13,7 +13,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, StreamExt};
 use livebase_auth::AuthError;
-use livebase_functions::{ActionOutcome, FunctionError, Identity, LogLine, MutationOutcome, RequestKey};
+use livebase_functions::{FunctionError, Identity, RequestKey};
 use livebase_store::Timestamp;
 use livebase_sync::{
     AuthToken, Call, Connection, Effect, Failure, MAX_INFLIGHT_ACTIONS, MutationSuccess, QueryResult, RequestId,
@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::Shared;
+use crate::forward::{CallKind, CallOutcome, ForwardError, ForwardIdentity, REPLICA_CATCH_UP_TIMEOUT};
 use crate::hub::Registration;
 
 /// The most messages waiting to be written to one client. A client that falls this far behind
@@ -48,13 +49,16 @@ const TRY_AGAIN_LATER: u16 = 1013;
 /// Who a connection acts as, and until when its token is accepted.
 struct CheckedIdentity {
     identity: Identity,
+    /// The user's token, which a read replica hands on to the writer with forwarded calls.
+    token: Option<String>,
     expires_at: Option<SystemTime>,
 }
 
 /// A mutation, action or token check that finished in its own task.
 enum Completion {
-    Mutation(RequestId, MutationOutcome),
-    Action(RequestId, ActionOutcome),
+    /// A mutation's outcome, or why a replica could not forward it.
+    Mutation(RequestId, Result<CallOutcome, ForwardError>),
+    Action(RequestId, CallOutcome),
     /// The identity of an `Authenticate`'s token, or why it was rejected.
     Authenticated(Result<CheckedIdentity, String>),
 }
@@ -63,6 +67,7 @@ struct Socket {
     shared: Arc<Shared>,
     connection: Connection,
     identity: Identity,
+    token: Option<String>,
     /// A token is being checked: no client message is read until it is, so that later messages
     /// run with the identity the client asked for.
     authenticating: bool,
@@ -79,6 +84,10 @@ struct Socket {
     notified: bool,
     /// The connection owes a Transition at a timestamp the hub has not matched commits up to yet.
     awaiting_watermark: bool,
+    /// On a read replica, the newest timestamp the client saw before it reconnected, while the hub
+    /// has not reached it: no Transition goes out before it does (timestamps only move forward for
+    /// a client), and the connection fails if it has not by the deadline.
+    catch_up: Option<(Timestamp, Instant)>,
     closed: bool,
 }
 
@@ -127,6 +136,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
         shared,
         connection: Connection::new(),
         identity: Identity::Unauthenticated,
+        token: None,
         authenticating: false,
         identity_expires: None,
         registration,
@@ -136,6 +146,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
         last_sent: Instant::now(),
         notified: false,
         awaiting_watermark: false,
+        catch_up: None,
         closed: false,
     };
     let shutdown = socket.shared.shutdown.clone();
@@ -169,6 +180,20 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
             Some(completion) = completed.recv() => socket.complete(completion),
             () = notify.notified() => socket.notified = true,
             Ok(()) = watermark.changed(), if socket.awaiting_watermark => {}
+            () = tokio::time::sleep_until(socket.catch_up.map_or_else(Instant::now, |(_, deadline)| deadline)),
+                if socket.catch_up.is_some() =>
+            {
+                let (seen, _) = socket.catch_up.take().expect("checked by the guard");
+                if *watermark.borrow() < seen {
+                    tracing::warn!(
+                        %seen,
+                        "a client saw commits this replica has not reached within {REPLICA_CATCH_UP_TIMEOUT:?} \
+                         (REPLICA_CATCH_UP_TIMEOUT): closing its connection, it reconnects"
+                    );
+                    let effects = socket.connection.fail(Failure::Internal);
+                    socket.carry_out(effects);
+                }
+            }
             () = tokio::time::sleep_until(socket.identity_expires.unwrap_or_else(Instant::now)),
                 if socket.identity_expires.is_some() =>
             {
@@ -202,7 +227,15 @@ impl Socket {
                 Effect::Close { code, reason } => self.close(code.code(), reason),
                 Effect::Connected(connect) => {
                     let latest = self.shared.store.snapshot().ts();
-                    if connect.max_observed_timestamp.is_some_and(|seen| seen.nanos() > latest.nanos()) {
+                    let Some(seen) = connect.max_observed_timestamp.map(|seen| Timestamp::from_nanos(seen.nanos()))
+                    else {
+                        continue;
+                    };
+                    if self.shared.store.is_replica() {
+                        // A replica may be behind the node the client was on: wait for it, bounded.
+                        let deadline = Instant::now() + REPLICA_CATCH_UP_TIMEOUT;
+                        self.catch_up = Some((seen, deadline));
+                    } else if seen > latest {
                         tracing::warn!("a client saw writes newer than this server's latest commit");
                         effects.extend(self.connection.fail(Failure::Internal));
                     }
@@ -225,7 +258,11 @@ impl Socket {
     fn authenticate(&mut self, token: AuthToken) -> Option<Result<CheckedIdentity, String>> {
         let token = match token {
             AuthToken::None => {
-                return Some(Ok(CheckedIdentity { identity: Identity::Unauthenticated, expires_at: None }));
+                return Some(Ok(CheckedIdentity {
+                    identity: Identity::Unauthenticated,
+                    token: None,
+                    expires_at: None,
+                }));
             }
             AuthToken::Admin { .. } => return Some(Err("This server does not accept admin keys yet.".to_owned())),
             AuthToken::User(token) => token,
@@ -239,6 +276,7 @@ impl Socket {
             let outcome = verifier.verify_token(&token).await.map_err(|error| error.to_string());
             let outcome = outcome.map(|verified| CheckedIdentity {
                 identity: Identity::User(verified.identity),
+                token: Some(token),
                 expires_at: Some(verified.expires_at),
             });
             let _ = completions.send(Completion::Authenticated(outcome)).await;
@@ -248,8 +286,9 @@ impl Socket {
 
     fn identity_checked(&mut self, outcome: Result<CheckedIdentity, String>) -> Vec<Effect> {
         self.authenticating = false;
-        let outcome = outcome.map(|CheckedIdentity { identity, expires_at }| {
+        let outcome = outcome.map(|CheckedIdentity { identity, token, expires_at }| {
             self.identity = identity;
+            self.token = token;
             // An `Instant` so that the deadline keeps its distance when the wall clock is set.
             self.identity_expires = expires_at
                 .map(|expires_at| Instant::now() + expires_at.duration_since(SystemTime::now()).unwrap_or_default());
@@ -257,30 +296,59 @@ impl Socket {
         self.connection.authenticated(outcome)
     }
 
+    /// Who the writer runs this connection's forwarded calls as.
+    fn forward_identity(&self) -> ForwardIdentity {
+        match (&self.identity, &self.token) {
+            (Identity::User(_), Some(token)) => ForwardIdentity::User(token.clone()),
+            (Identity::Admin | Identity::System, _) => ForwardIdentity::Admin,
+            _ => ForwardIdentity::Unauthenticated,
+        }
+    }
+
     fn spawn_mutation(&self, session_id: SessionId, call: Call) {
-        let (runtime, identity, completions) =
-            (self.shared.runtime.clone(), self.identity.clone(), self.completions.clone());
+        let (shared, identity, completions) =
+            (Arc::clone(&self.shared), self.identity.clone(), self.completions.clone());
+        let forward_identity = self.forward_identity();
         // A client replays the mutations it has no answer for after a reconnect, with the same key.
         let request = RequestKey { session: session_id.to_string(), request: call.request_id.0 };
         tokio::spawn(async move {
-            let outcome = runtime.run_mutation_once(&call.udf_path.to_string(), call.args, &identity, &request).await;
+            let path = call.udf_path.to_string();
+            let outcome = match &shared.forwarder {
+                Some(forwarder) => {
+                    forwarder.call(CallKind::Mutation, &path, call.args, forward_identity, Some(&request)).await
+                }
+                None => Ok(shared.runtime.run_mutation_once(&path, call.args, &identity, &request).await.into()),
+            };
             // The connection may be gone; its client replays the mutation when it reconnects.
             let _ = completions.send(Completion::Mutation(call.request_id, outcome)).await;
         });
     }
 
     fn spawn_action(&self, call: Call) {
-        let (runtime, identity, completions) =
-            (self.shared.runtime.clone(), self.identity.clone(), self.completions.clone());
+        let (shared, identity, completions) =
+            (Arc::clone(&self.shared), self.identity.clone(), self.completions.clone());
+        let forward_identity = self.forward_identity();
         tokio::spawn(async move {
-            let outcome = runtime.run_action(&call.udf_path.to_string(), call.args, &identity).await;
+            let path = call.udf_path.to_string();
+            let outcome = match &shared.forwarder {
+                // Clients do not replay actions: the reason goes to the caller, who may retry.
+                Some(forwarder) => forwarder
+                    .call(CallKind::Action, &path, call.args, forward_identity, None)
+                    .await
+                    .unwrap_or_else(|error| CallOutcome {
+                        result: Err(FunctionError::failed(error.to_string())),
+                        log_lines: Vec::new(),
+                        ts: None,
+                    }),
+                None => shared.runtime.run_action(&path, call.args, &identity).await.into(),
+            };
             let _ = completions.send(Completion::Action(call.request_id, outcome)).await;
         });
     }
 
     fn complete(&mut self, completion: Completion) {
         let effects = match completion {
-            Completion::Mutation(request_id, MutationOutcome { result, log_lines, ts }) => {
+            Completion::Mutation(request_id, Ok(CallOutcome { result, log_lines, ts })) => {
                 let result = match result {
                     Ok(value) => {
                         let ts = ts.expect("a successful mutation has a commit timestamp");
@@ -288,11 +356,17 @@ impl Socket {
                     }
                     Err(error) => Err(wire_error(&error)),
                 };
-                self.connection.mutation_completed(request_id, result, wire_log_lines(&log_lines))
+                self.connection.mutation_completed(request_id, result, log_lines)
             }
-            Completion::Action(request_id, ActionOutcome { result, log_lines }) => {
+            Completion::Mutation(_, Err(error)) => {
+                // The mutation may have committed, or may yet: the client reconnects and replays it
+                // with its key, and the writer runs it at most once.
+                tracing::warn!(%error, "closing a replica connection whose mutation could not be forwarded");
+                self.connection.fail(Failure::Internal)
+            }
+            Completion::Action(request_id, CallOutcome { result, log_lines, .. }) => {
                 let result = result.map_err(|error| wire_error(&error));
-                self.connection.action_completed(request_id, result, wire_log_lines(&log_lines))
+                self.connection.action_completed(request_id, result, log_lines)
             }
             Completion::Authenticated(outcome) => self.identity_checked(outcome),
         };
@@ -313,11 +387,14 @@ impl Socket {
         if !self.connection.needs_transition() {
             return;
         }
-        // A mutation's Transition must reach its commit, which the hub may not have matched yet.
-        self.awaiting_watermark = watermark.nanos() < self.connection.min_transition_ts().nanos();
+        // A mutation's Transition must reach its commit, which the hub may not have matched yet, and
+        // a reconnected client's first must reach what it saw before.
+        let floor = self.catch_up.map_or(Timestamp::ZERO, |(seen, _)| seen);
+        self.awaiting_watermark = watermark.nanos() < self.connection.min_transition_ts().nanos() || watermark < floor;
         if self.awaiting_watermark {
             return;
         }
+        self.catch_up = None;
         let plan = self.connection.begin_transition(wire_ts(watermark));
         let mut rerun = Vec::new();
         let results =
@@ -338,12 +415,7 @@ impl Socket {
         if !self.registration.register(subscription.id, &run.read_set, run.ts) {
             rerun.push(subscription.id);
         }
-        QueryResult {
-            subscription: subscription.id,
-            result: run.result.clone().map_err(|error| wire_error(&error)),
-            log_lines: wire_log_lines(&run.log_lines),
-            journal: run.journal.clone(),
-        }
+        QueryResult { subscription: subscription.id, outcome: Arc::clone(&run.outcome) }
     }
 
     fn send(&mut self, message: ServerMessage) {
@@ -378,10 +450,6 @@ fn wire_ts(ts: Timestamp) -> livebase_sync::Timestamp {
     livebase_sync::Timestamp::from_nanos(ts.nanos())
 }
 
-fn wire_error(error: &FunctionError) -> livebase_sync::FunctionError {
+pub(crate) fn wire_error(error: &FunctionError) -> livebase_sync::FunctionError {
     livebase_sync::FunctionError { message: error.client_message().to_owned(), data: error.data().cloned() }
-}
-
-fn wire_log_lines(lines: &[LogLine]) -> Vec<String> {
-    lines.iter().map(LogLine::to_string).collect()
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use livebase_store::{CommitRecord, KeyInterval, Timestamp};
 
-use crate::interval_index::{IntervalHandle, IntervalIndex};
+use crate::interval_index::IntervalIndex;
 
 /// How many of the latest commits are kept to check registrations against. A query whose run is
 /// older than all of them is rerun: at a few thousand commits per second this is a fraction of a
@@ -27,7 +27,8 @@ pub const RECENT_COMMITS_CAPACITY: usize = 1_024;
 /// The read sets of live queries, by owner, and the commits matched against them so far.
 pub struct Subscriptions<T> {
     index: IntervalIndex<T>,
-    registered: BTreeMap<T, Vec<IntervalHandle>>,
+    /// Each owner's read set, to remove from `index` again.
+    registered: BTreeMap<T, Vec<KeyInterval>>,
     /// Every commit after `complete_after`, up to `matched`.
     recent: VecDeque<Arc<CommitRecord>>,
     complete_after: Timestamp,
@@ -66,7 +67,13 @@ impl<T: Copy + Ord> Subscriptions<T> {
     /// must run again; the owner is then reported like an invalidated one (see
     /// [`Subscriptions::reportable`]).
     pub fn register(&mut self, owner: T, read_set: &[KeyInterval], ts: Timestamp) -> bool {
-        self.unregister(owner);
+        // A rerun usually reads what the last run read (every client of a list, after each
+        // commit): its intervals then stay in the index as they are.
+        let unchanged = self.registered.get(&owner).is_some_and(|registered| registered.as_slice() == read_set);
+        if !unchanged {
+            self.unregister(owner);
+        }
+        self.pending.remove(&owner);
         let missed = ts < self.complete_after
             || self
                 .recent
@@ -75,21 +82,24 @@ impl<T: Copy + Ord> Subscriptions<T> {
                 .take_while(|commit| commit.ts > ts)
                 .any(|commit| commit.keys.iter().any(|key| contains(read_set, key)));
         if missed {
+            self.unregister(owner);
             self.pending.insert(owner);
             return false;
         }
-        let handles = read_set
-            .iter()
-            .map(|interval| self.index.insert(interval.start.clone(), interval.end.clone(), owner))
-            .collect();
-        self.registered.insert(owner, handles);
+        if unchanged {
+            return true;
+        }
+        for interval in read_set {
+            self.index.insert(&interval.start, &interval.end, owner);
+        }
+        self.registered.insert(owner, read_set.to_vec());
         true
     }
 
     pub fn unregister(&mut self, owner: T) {
         self.pending.remove(&owner);
-        for handle in self.registered.remove(&owner).into_iter().flatten() {
-            self.index.remove(handle);
+        for interval in self.registered.remove(&owner).into_iter().flatten() {
+            self.index.remove(&interval.start, &interval.end, owner);
         }
     }
 
@@ -151,7 +161,7 @@ mod tests {
 
     fn commit(nanos: u64, keys: &[&[u8]]) -> Arc<CommitRecord> {
         let keys = keys.iter().map(|key| key.to_vec()).collect();
-        Arc::new(CommitRecord { ts: Timestamp::from_nanos(nanos), changes: Vec::new(), keys })
+        Arc::new(CommitRecord { ts: Timestamp::from_nanos(nanos), changes: Vec::new(), keys, reloaded: false })
     }
 
     fn ts(nanos: u64) -> Timestamp {
@@ -190,6 +200,22 @@ mod tests {
         assert!(subscriptions.register(1, &[interval(b"a", b"c")], ts(13)));
         assert!(subscriptions.register(2, &[interval(b"p", b"r")], ts(12)));
         assert!(!subscriptions.register(3, &[interval(b"p", b"r")], ts(11)));
+    }
+
+    #[test]
+    fn a_rerun_that_read_the_same_intervals_keeps_them() {
+        let mut subscriptions = Subscriptions::new(ts(10));
+        let read_set = [interval(b"a", b"c")];
+        assert!(subscriptions.register(1, &read_set, ts(10)));
+        assert_eq!(subscriptions.apply(commit(11, &[b"b"]), true), BTreeSet::from([1]));
+        assert!(subscriptions.register(1, &read_set, ts(11)));
+        assert_eq!(subscriptions.apply(commit(12, &[b"b"]), true), BTreeSet::from([1]), "matched once, as before");
+        // The same intervals, but a commit since the run wrote into them: no longer tracked.
+        assert!(!subscriptions.register(1, &read_set, ts(11)));
+        assert_eq!(subscriptions.reportable(), BTreeSet::from([1]));
+        assert_eq!(subscriptions.apply(commit(13, &[b"b"]), true), BTreeSet::new());
+        assert!(subscriptions.register(1, &read_set, ts(13)));
+        assert_eq!(subscriptions.apply(commit(14, &[b"b"]), true), BTreeSet::from([1]));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 mod common;
 #[path = "common/process.rs"]
 mod process;
+#[path = "common/rust_clients.rs"]
+mod rust_clients;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,13 +17,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{PATIENCE, TestServer};
-use convex::{ConvexClient, FunctionResult, QuerySubscription};
-use futures_util::StreamExt;
+use convex::FunctionResult;
 use livebase_functions::{Function, FunctionError, Registry, object_validator};
 use livebase_query::Query;
 use livebase_server::app;
 use livebase_value::{ObjectField, Validator};
 use process::run;
+use rust_clients::{RustClients, args, next_bodies};
 use tokio::process::Command;
 
 /// Covers creating the virtual environment and installing the client on a cold cache.
@@ -42,54 +44,6 @@ fn app_with_errors() -> Registry {
     registry
 }
 
-fn args(fields: &[(&str, convex::Value)]) -> BTreeMap<String, convex::Value> {
-    fields.iter().map(|(name, value)| (name.to_string(), value.clone())).collect()
-}
-
-/// The bodies of a `messages:list` result.
-fn bodies(result: FunctionResult) -> Vec<String> {
-    let FunctionResult::Value(convex::Value::Array(messages)) = result else { panic!("not a list: {result:?}") };
-    let body = |message: convex::Value| match message {
-        convex::Value::Object(mut fields) => match fields.remove("body") {
-            Some(convex::Value::String(body)) => body,
-            other => panic!("a message's body is a string, not {other:?}"),
-        },
-        other => panic!("a message is an object, not {other:?}"),
-    };
-    messages.into_iter().map(body).collect()
-}
-
-/// The Rust clients' tasks run on a runtime of their own, shut down before the server stops: a
-/// `convex` 0.10 client dropped while its socket is open leaves a worker task that, once that socket
-/// fails, polls its closed request channel in a loop without ever yielding, which would pin a
-/// worker thread of the test's runtime for good. Shut down first, the workers are dropped while
-/// they wait on their sockets.
-struct RustClients {
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl RustClients {
-    fn new() -> RustClients {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        RustClients { runtime: Some(runtime) }
-    }
-
-    async fn connect(&self, url: &str) -> ConvexClient {
-        let url = url.to_owned();
-        let runtime = self.runtime.as_ref().expect("running until shut down");
-        runtime.spawn(async move { ConvexClient::new(&url).await.unwrap() }).await.unwrap()
-    }
-
-    fn shut_down(mut self) {
-        self.runtime.take().expect("shut down once").shutdown_background();
-    }
-}
-
-async fn next_bodies(subscription: &mut QuerySubscription) -> Vec<String> {
-    let next = tokio::time::timeout(PATIENCE, subscription.next()).await.expect("a result arrives");
-    bodies(next.expect("the subscription is open"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_rust_client_subscribes_mutates_acts_and_gets_error_data() {
     let server = TestServer::start_app(app::schema(), app_with_errors(), |config| config).await;
@@ -99,16 +53,16 @@ async fn the_official_rust_client_subscribes_mutates_acts_and_gets_error_data() 
     let mut writer = clients.connect(&url).await;
     let mut watched = watcher.subscribe("messages:list", BTreeMap::new()).await.unwrap();
     let mut own = writer.subscribe("messages:list", BTreeMap::new()).await.unwrap();
-    assert_eq!(next_bodies(&mut watched).await, Vec::<String>::new());
-    assert_eq!(next_bodies(&mut own).await, Vec::<String>::new());
+    assert_eq!(next_bodies(&mut watched, PATIENCE).await, Vec::<String>::new());
+    assert_eq!(next_bodies(&mut own, PATIENCE).await, Vec::<String>::new());
 
     let body = "hello from the rust client";
     let sent = writer.mutation("messages:send", args(&[("body", body.into())])).await.unwrap();
     assert!(matches!(sent, FunctionResult::Value(convex::Value::String(_))), "{sent:?}");
     // The client resolves a mutation once a Transition reached its commit: that Transition carried
     // the new list to the writer's own subscription, and the watcher gets it too.
-    assert_eq!(next_bodies(&mut own).await, [body]);
-    assert_eq!(next_bodies(&mut watched).await, [body]);
+    assert_eq!(next_bodies(&mut own, PATIENCE).await, [body]);
+    assert_eq!(next_bodies(&mut watched, PATIENCE).await, [body]);
 
     let echoed = writer.action("messages:echo", args(&[("text", "ping".into())])).await.unwrap();
     assert_eq!(echoed, FunctionResult::Value("ping".into()));
@@ -167,7 +121,7 @@ async fn identical_subscriptions_of_different_clients_share_one_run_per_commit()
     for _ in 0..SUBSCRIBERS {
         let mut client = clients.connect(&url).await;
         let mut subscription = client.subscribe("counted:list", BTreeMap::new()).await.unwrap();
-        assert_eq!(next_bodies(&mut subscription).await, Vec::<String>::new());
+        assert_eq!(next_bodies(&mut subscription, PATIENCE).await, Vec::<String>::new());
         subscribers.push((client, subscription));
     }
     runs.store(0, Ordering::SeqCst);
@@ -175,7 +129,7 @@ async fn identical_subscriptions_of_different_clients_share_one_run_per_commit()
     let body = "seen by every subscriber";
     writer.mutation("messages:send", args(&[("body", body.into())])).await.unwrap();
     for (_, subscription) in &mut subscribers {
-        assert_eq!(next_bodies(subscription).await, [body]);
+        assert_eq!(next_bodies(subscription, PATIENCE).await, [body]);
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1, "{SUBSCRIBERS} subscribers, one commit: one run");
     drop((subscribers, writer));

@@ -406,3 +406,63 @@ async fn http_routes_are_served_under_http_and_at_the_site_root() {
     assert_eq!(listed["value"], json!(["from a webhook", "from the site"]));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writers_forward_endpoint_takes_the_admin_key_and_runs_mutations_once_per_replay_key() {
+    use livebase_server::forward::FORWARD_PATH;
+    let (server, _) = http_app::start().await;
+    let api = Api::new(server.addr);
+    let admin = format!("Convex {ADMIN_KEY}");
+    let add = |text: &str| json!({ "kind": "mutation", "path": "notes:add", "args": { "text": text } });
+
+    let unauthenticated = |answer| refusal(answer, StatusCode::UNAUTHORIZED, "Unauthenticated");
+    assert!(unauthenticated(api.post(FORWARD_PATH, add("x"), None).await).contains("takes the admin key"));
+    let as_user = api.post(FORWARD_PATH, add("x"), Some(&format!("Bearer {}", ada_token()))).await;
+    assert!(unauthenticated(as_user).contains("takes the admin key"), "a user may not forward");
+    assert_eq!(unauthenticated(api.post(FORWARD_PATH, add("x"), Some("Convex wrong")).await), "Wrong admin key");
+
+    let invalid = |answer| refusal(answer, StatusCode::BAD_REQUEST, "BadRequest");
+    let post = |body: Json| api.post(FORWARD_PATH, body, Some(&admin));
+    assert!(invalid(post(json!({ "path": "notes:add", "args": {} })).await).contains("`kind`"));
+    assert!(invalid(post(json!({ "kind": "query", "path": "notes:count", "args": {} })).await).contains("`kind`"));
+    assert!(invalid(post(json!({ "kind": "mutation", "args": {} })).await).contains("`path`"));
+    assert!(invalid(post(json!({ "kind": "mutation", "path": "notes:add", "args": [] })).await).contains("`args`"));
+    let bad_identity = json!({ "kind": "mutation", "path": "notes:add", "args": {}, "identity": 3 });
+    assert!(invalid(post(bad_identity).await).contains("`identity`"));
+    let bad_key = json!({ "kind": "mutation", "path": "notes:add", "args": {}, "replayKey": { "sessionId": 1 } });
+    assert!(invalid(post(bad_key).await).contains("`replayKey`"));
+    let not_json = api.client.post(api.url(FORWARD_PATH)).header("authorization", &admin).body("{");
+    assert!(invalid(answer(not_json.send().await.unwrap()).await).contains("not JSON"));
+    let forged = json!({ "kind": "mutation", "path": "notes:add", "args": {}, "identity": { "token": "forged" } });
+    assert!(unauthenticated(post(forged).await).starts_with("Invalid token"), "the writer checks the token itself");
+
+    let unknown = post(json!({ "kind": "mutation", "path": "notes:nope", "args": {} })).await;
+    assert_eq!(unknown.0, StatusCode::OK, "an unknown function is the function's error: {}", unknown.1);
+    assert_eq!(unknown.1["status"], "error");
+    assert!(unknown.1["errorMessage"].as_str().unwrap().contains("notes:nope"), "{}", unknown.1);
+    assert_eq!(unknown.1["ts"], Json::Null);
+
+    // A mutation with a replay key runs once; the replay gets its result and a timestamp at or after
+    // the commit, as a client replaying after a reconnect would, whichever node it reconnects to.
+    let mut keyed = add("once");
+    keyed["replayKey"] = json!({ "sessionId": "a-session", "requestId": 7 });
+    let (status, first) = post(keyed.clone()).await;
+    assert_eq!((status, &first["status"]), (StatusCode::OK, &json!("success")), "{first}");
+    assert_eq!(first["logLines"], json!(["[LOG] adding \"once\""]));
+    let first_ts = first["ts"].as_u64().expect("a committed mutation's timestamp");
+    let (_, replayed) = post(keyed).await;
+    assert_eq!(replayed["value"], first["value"], "the recorded result");
+    assert!(replayed["ts"].as_u64().unwrap() >= first_ts);
+    let counted = api.call("/api/query", json!({ "path": "notes:count" })).await;
+    assert_eq!(counted["value"], "1", "the replay did not run again");
+
+    // The caller's identity: a user by the token, the admin (internal functions), or nobody.
+    let echo = |identity: Json| json!({ "kind": "action", "path": "notes:echo", "args": { "value": 1 }, "identity": identity });
+    let (_, echoed) = post(echo(json!({ "token": ada_token() }))).await;
+    assert_eq!(echoed["value"], 1.0, "{echoed}");
+    let rejected = post(json!({ "kind": "mutation", "path": "notes:reject", "args": {}, "identity": "admin" })).await;
+    assert_eq!(rejected.1["errorData"]["code"], "NOPE", "user errors carry their data: {}", rejected.1);
+    let action_key = json!({ "kind": "action", "path": "notes:echo", "args": { "value": 1 }, "replayKey": { "sessionId": "s", "requestId": 1 } });
+    assert!(invalid(post(action_key).await).contains("Only mutations"));
+    server.stop().await;
+}

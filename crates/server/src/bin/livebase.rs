@@ -1,4 +1,5 @@
-//! The `livebase` command: `livebase serve --data-dir DIR --port 3210`.
+//! The `livebase` command: `livebase serve --db DIR --port 3210`, or on PostgreSQL a writer
+//! (`--db postgres://...`) and read replicas (`--replica-of postgres://...`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -6,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use livebase_auth::{AuthConfig, Verifier};
 use livebase_functions::Runtime;
-use livebase_server::{ServerConfig, admin_key, app, rest, serve};
+use livebase_server::{ServeArgs, ServerConfig, admin_key, app, rest, serve};
 use livebase_store::{Store, StoreConfig};
 
 #[global_allocator]
@@ -21,20 +22,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serves the built-in app over WebSocket.
+    /// Serves the built-in app over WebSocket and HTTP.
     Serve {
-        /// Where the database lives: a data directory (created if missing), or a PostgreSQL URL
-        /// (`postgres://user@host:5432/db`; tables in schema `livebase`, one writer at a time).
-        #[arg(long = "db", visible_alias = "data-dir", env = "LIVEBASE_DB")]
-        data_dir: String,
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
-        #[arg(long, default_value_t = 3210)]
-        port: u16,
-        /// The site port: the app's HTTP actions at its root (they are also under `/http/` on
-        /// `--port`).
-        #[arg(long, default_value_t = 3211)]
-        site_port: u16,
+        #[command(flatten)]
+        serve: ServeArgs,
         /// Auth providers (Convex's auth.config as JSON, see the README); without it every user
         /// token is refused.
         #[arg(long)]
@@ -97,10 +88,8 @@ enum EnvAction {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let (data_dir, host, port, site_port, auth_config) = match Cli::parse().command {
-        Command::Serve { data_dir, host, port, site_port, auth_config } => {
-            (data_dir, host, port, site_port, auth_config)
-        }
+    let (serve_args, auth_config) = match Cli::parse().command {
+        Command::Serve { serve, auth_config } => (serve, auth_config),
         Command::ApiKey { data_dir, action } => return api_key(&data_dir, action).await,
         Command::AdminKey { data_dir } => {
             let store = Store::open(StoreConfig::from_location(&data_dir))?;
@@ -115,18 +104,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => None,
     };
-    let store_config = StoreConfig::from_location(&data_dir);
+    let (listener, site_listener) = serve_args.bind().await?;
+    let store_config = serve_args.store_config(listener.local_addr()?);
     let storage = store_config.storage.to_string();
     let store = Store::open(store_config)?;
-    let new_deployment = admin_key::is_new_deployment(&store);
-    store.apply_schema(&app::schema()).await?;
-    let admin_key = admin_key::admin_key(&store);
-    if new_deployment && std::env::var(admin_key::ADMIN_KEY_VARIABLE).is_err() {
-        // Shown once, at creation; `livebase admin-key` derives it again from the data.
-        println!("New deployment. Its admin key (keep it secret): {admin_key}");
+    // A replica's schema is the writer's, which it follows.
+    if !store.is_replica() {
+        let new_deployment = admin_key::is_new_deployment(&store);
+        store.apply_schema(&app::schema()).await?;
+        if new_deployment && std::env::var(admin_key::ADMIN_KEY_VARIABLE).is_err() {
+            // Shown once, at creation; `livebase admin-key` derives it again from the data.
+            println!("New deployment. Its admin key (keep it secret): {}", admin_key::admin_key(&store));
+        }
     }
-    let listener = tokio::net::TcpListener::bind((host.as_str(), port)).await?;
-    let site_listener = tokio::net::TcpListener::bind((host.as_str(), site_port)).await?;
+    let admin_key = admin_key::admin_key(&store);
     tracing::info!("serving {storage} on ws://{}/api/sync", listener.local_addr()?);
     tracing::info!("serving HTTP actions on http://{}/", site_listener.local_addr()?);
     let config = ServerConfig {
@@ -142,10 +133,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             shutdown.cancel();
         }
     });
-    let runtime = Runtime::new(store, app::registry());
-    let scheduler = runtime.start_scheduler().await?;
+    let runtime = Runtime::new(store.clone(), app::registry());
+    // Scheduled jobs and crons run on the writer, whose commits the replicas follow.
+    let scheduler = if store.is_replica() { None } else { Some(runtime.start_scheduler().await?) };
     serve(listener, runtime, config).await?;
-    scheduler.stop().await;
+    if let Some(scheduler) = scheduler {
+        scheduler.stop().await;
+    }
     Ok(())
 }
 

@@ -148,8 +148,11 @@ impl LiveList {
                 received = self.commits.recv() => received,
             };
             match received {
+                // A replica's reload has no keys but may change anything: reload like a lag.
                 Ok(commit)
-                    if commit.ts <= self.loaded_at || !commit.keys.iter().any(|key| contains(&self.read_set, key)) =>
+                    if !commit.reloaded
+                        && (commit.ts <= self.loaded_at
+                            || !commit.keys.iter().any(|key| contains(&self.read_set, key))) =>
                 {
                     continue;
                 }

@@ -1,0 +1,446 @@
+//! Read replicas' writes: a replica runs queries from its own store but sends mutations and actions
+//! to the writer, node to node, authenticated by the admin key (writer and replicas derive the same
+//! one from the instance secret they share in PostgreSQL).
+//!
+//! The writer's side is `POST /api/internal/forward` with `Authorization: Convex <admin key>` and
+//! the body `{"kind": "mutation" | "action", "path", "args" (convex_encoded_json), "identity":
+//! null | "admin" | {"token": <the user's JWT, verified again by the writer>}, "replayKey"?:
+//! {"sessionId", "requestId"}}`. A mutation with a replay key runs through
+//! `Runtime::run_mutation_once`, so a client replaying it after a reconnect, to any node, gets the
+//! recorded result instead of a second run. The answer is the HTTP API's outcome (`status`, `value`
+//! or `errorMessage`/`errorData`, `logLines`) in `convex_encoded_json`, plus `ts`, a successful
+//! mutation's commit in nanoseconds, and `internal` for an error whose message the client must not see.
+//!
+//! The replica's side is [`Forwarder`]: it finds the writer through the URL the writer keeps with
+//! its lease (`Store::writer_url`), looks it up again whenever the writer cannot be reached (a
+//! failover), and answers only once its own subscription hub has matched the commit, so that the
+//! client's next Transition shows it its write (read-your-writes across nodes).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::post;
+use livebase_functions::limits::MAX_ACTION_DURATION;
+use livebase_functions::{ActionOutcome, FunctionError, Identity, LogLine, MutationOutcome, RequestKey};
+use livebase_store::{Store, Timestamp};
+use livebase_value::{Object, Value, from_convex_json, to_convex_json};
+use serde_json::{Map, Value as Json, json};
+use tokio::sync::{Semaphore, watch};
+
+use crate::Shared;
+use crate::http_api::{MAX_CALL_BODY_BYTES, RequestError, body_object, identify, respond, verify_user};
+
+/// The writer's endpoint for replicas.
+pub const FORWARD_PATH: &str = "/api/internal/forward";
+
+/// Forwards a replica has under way at once; one more is refused at once with a retryable error
+/// rather than queued behind a writer that may be slow or gone.
+pub const MAX_INFLIGHT_FORWARDS: usize = 1_024;
+
+/// How long a replica tries to connect to the writer before it counts as unreachable.
+pub const FORWARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a replica waits for the writer's answer to a forwarded mutation. An action may run for
+/// `MAX_ACTION_DURATION`, and gets this much more.
+pub const FORWARDED_MUTATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a forward keeps looking for a writer (none holds the lease, or the one found refuses
+/// connections) before it fails as retryable. Longer than the lease's TTL (10 s), so that a failover
+/// after a writer crashed fits in it.
+pub const WRITER_WAIT: Duration = Duration::from_secs(15);
+
+/// Pause between two attempts to find and reach the writer.
+pub const WRITER_RETRY_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How long a replica waits, once the writer answered, for its own hub to match the commit before it
+/// answers the client. Past it the client gets a clear error (over HTTP) or is disconnected to
+/// replay the mutation (over WebSocket, where the replay is answered from the writer's record).
+pub const REPLICA_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes of the writer's answer a replica reads: what one WebSocket message may carry.
+pub const MAX_FORWARD_RESPONSE_BYTES: usize = livebase_sync::MAX_MESSAGE_BYTES;
+
+/// A mutation or action, as the caller gets it: from the runtime on the writer, or forwarded.
+pub(crate) struct CallOutcome {
+    pub(crate) result: Result<Value, FunctionError>,
+    /// In the wire form, `[LEVEL] message`.
+    pub(crate) log_lines: Vec<String>,
+    /// A successful mutation's commit.
+    pub(crate) ts: Option<Timestamp>,
+}
+
+impl From<MutationOutcome> for CallOutcome {
+    fn from(MutationOutcome { result, log_lines, ts }: MutationOutcome) -> CallOutcome {
+        CallOutcome { result, log_lines: wire_log_lines(&log_lines), ts }
+    }
+}
+
+impl From<ActionOutcome> for CallOutcome {
+    fn from(ActionOutcome { result, log_lines }: ActionOutcome) -> CallOutcome {
+        CallOutcome { result, log_lines: wire_log_lines(&log_lines), ts: None }
+    }
+}
+
+pub(crate) fn wire_log_lines(lines: &[LogLine]) -> Vec<String> {
+    lines.iter().map(LogLine::to_string).collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CallKind {
+    Mutation,
+    Action,
+}
+
+impl CallKind {
+    fn name(self) -> &'static str {
+        match self {
+            CallKind::Mutation => "mutation",
+            CallKind::Action => "action",
+        }
+    }
+
+    fn answer_timeout(self) -> Duration {
+        match self {
+            CallKind::Mutation => FORWARDED_MUTATION_TIMEOUT,
+            CallKind::Action => MAX_ACTION_DURATION + FORWARDED_MUTATION_TIMEOUT,
+        }
+    }
+}
+
+/// Whom the writer runs a forwarded call as.
+#[derive(Clone, Debug)]
+pub(crate) enum ForwardIdentity {
+    Unauthenticated,
+    /// A user, by the token the replica verified; the writer verifies it again.
+    User(String),
+    Admin,
+}
+
+impl ForwardIdentity {
+    fn to_json(&self) -> Json {
+        match self {
+            ForwardIdentity::Unauthenticated => Json::Null,
+            ForwardIdentity::User(token) => json!({ "token": token }),
+            ForwardIdentity::Admin => json!("admin"),
+        }
+    }
+}
+
+/// Why a replica could not forward a call. All but [`ForwardError::Refused`] are retryable.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ForwardError {
+    #[error(
+        "No writer is reachable (none holds the lease, or it refuses connections) after {WRITER_WAIT:?} \
+         (WRITER_WAIT): {0}. The call did not run; retry it"
+    )]
+    NoWriter(String),
+    #[error(
+        "The writer did not answer in time ({0:?}): the call may have run. Mutations sent over WebSocket are \
+         replayed exactly once when the client reconnects"
+    )]
+    NoAnswer(Duration),
+    #[error("This replica has {MAX_INFLIGHT_FORWARDS} calls on their way to the writer (MAX_INFLIGHT_FORWARDS): retry")]
+    Busy,
+    #[error("The writer refused the forwarded call: {0}")]
+    Refused(String),
+    #[error(
+        "The mutation committed on the writer at {0}, but this replica had not caught up with it after \
+         {REPLICA_CATCH_UP_TIMEOUT:?} (REPLICA_CATCH_UP_TIMEOUT)"
+    )]
+    Behind(Timestamp),
+}
+
+impl ForwardError {
+    /// The HTTP API's answer: 503 for what to retry, 502 for the writer's refusal, 504 for a commit
+    /// this replica does not show yet.
+    pub(crate) fn to_request_error(&self) -> RequestError {
+        let (status, code) = match self {
+            ForwardError::NoWriter(_) | ForwardError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "WriterUnavailable"),
+            ForwardError::NoAnswer(_) => (StatusCode::GATEWAY_TIMEOUT, "WriterTimeout"),
+            ForwardError::Refused(_) => (StatusCode::BAD_GATEWAY, "WriterRefused"),
+            ForwardError::Behind(_) => (StatusCode::GATEWAY_TIMEOUT, "ReplicaBehind"),
+        };
+        RequestError::new(status, code, self.to_string())
+    }
+}
+
+/// A replica's way to the writer.
+pub(crate) struct Forwarder {
+    store: Store,
+    client: reqwest::Client,
+    admin_key: String,
+    /// The writer's URL as last looked up; `None` until the first forward or after a failure to reach it.
+    writer: Mutex<Option<String>>,
+    permits: Semaphore,
+    /// The subscription hub's watermark: the newest commit whose changes it has matched.
+    watermark: watch::Receiver<Timestamp>,
+}
+
+impl Forwarder {
+    pub(crate) fn new(store: Store, admin_key: String, watermark: watch::Receiver<Timestamp>) -> Forwarder {
+        let client = reqwest::Client::builder()
+            .connect_timeout(FORWARD_CONNECT_TIMEOUT)
+            .build()
+            .expect("a client without TLS roots to load builds");
+        Forwarder {
+            store,
+            client,
+            admin_key,
+            writer: Mutex::new(None),
+            permits: Semaphore::new(MAX_INFLIGHT_FORWARDS),
+            watermark,
+        }
+    }
+
+    /// Runs `path` on the writer and, for a mutation that committed, waits until this replica's hub
+    /// has matched the commit.
+    pub(crate) async fn call(
+        &self,
+        kind: CallKind,
+        path: &str,
+        args: Object,
+        identity: ForwardIdentity,
+        replay_key: Option<&RequestKey>,
+    ) -> Result<CallOutcome, ForwardError> {
+        let _permit = self.permits.try_acquire().map_err(|_| ForwardError::Busy)?;
+        let mut body = json!({
+            "kind": kind.name(),
+            "path": path,
+            "args": to_convex_json(&Value::Object(args)),
+            "identity": identity.to_json(),
+        });
+        if let Some(key) = replay_key {
+            body["replayKey"] = json!({ "sessionId": key.session, "requestId": key.request });
+        }
+        let body = body.to_string();
+        let answer = self.send(&body, kind.answer_timeout()).await?;
+        let outcome = read_outcome(&answer).map_err(ForwardError::Refused)?;
+        if let Some(ts) = outcome.ts {
+            let mut watermark = self.watermark.clone();
+            let caught_up =
+                tokio::time::timeout(REPLICA_CATCH_UP_TIMEOUT, watermark.wait_for(|matched| *matched >= ts));
+            if !matches!(caught_up.await, Ok(Ok(_))) {
+                return Err(ForwardError::Behind(ts));
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Sends `body` to the writer, finding it again while it cannot be reached, for at most
+    /// [`WRITER_WAIT`]. Only a request that never reached a writer is sent again.
+    async fn send(&self, body: &str, answer_timeout: Duration) -> Result<Json, ForwardError> {
+        let give_up = tokio::time::Instant::now() + WRITER_WAIT;
+        loop {
+            let problem = match self.writer_url().await {
+                Ok(Some(url)) => {
+                    let request = self
+                        .client
+                        .post(format!("{}{FORWARD_PATH}", url.trim_end_matches('/')))
+                        .header("Authorization", format!("Convex {}", self.admin_key))
+                        .header("Content-Type", "application/json")
+                        .timeout(answer_timeout)
+                        .body(body.to_owned());
+                    match request.send().await {
+                        Ok(response) if response.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                            // Not (or no longer) the writer: a replica, or a writer that lost its lease.
+                            self.forget_writer();
+                            format!("{url} is not the writer: {}", read_body(response).await.unwrap_or_default())
+                        }
+                        Ok(response) => return read_answer(response).await,
+                        Err(error) if error.is_connect() => {
+                            self.forget_writer();
+                            format!("{url} refuses connections ({error})")
+                        }
+                        Err(error) if error.is_timeout() => return Err(ForwardError::NoAnswer(answer_timeout)),
+                        Err(error) => return Err(ForwardError::Refused(format!("{url}: {error}"))),
+                    }
+                }
+                Ok(None) => "no live writer holds the lease".to_owned(),
+                Err(error) => format!("the writer's URL could not be read: {error}"),
+            };
+            if tokio::time::Instant::now() + WRITER_RETRY_INTERVAL > give_up {
+                return Err(ForwardError::NoWriter(problem));
+            }
+            tracing::debug!(%problem, "looking for the writer again");
+            tokio::time::sleep(WRITER_RETRY_INTERVAL).await;
+        }
+    }
+
+    async fn writer_url(&self) -> Result<Option<String>, String> {
+        if let Some(url) = self.writer.lock().unwrap_or_else(PoisonError::into_inner).clone() {
+            return Ok(Some(url));
+        }
+        let store = self.store.clone();
+        // A query to PostgreSQL on the store's blocking client.
+        let url = tokio::task::spawn_blocking(move || store.writer_url().map_err(|error| error.to_string()))
+            .await
+            .map_err(|error| error.to_string())??;
+        *self.writer.lock().unwrap_or_else(PoisonError::into_inner) = url.clone();
+        Ok(url)
+    }
+
+    fn forget_writer(&self) {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
+    }
+}
+
+async fn read_body(mut response: reqwest::Response) -> Result<String, ForwardError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|error| ForwardError::Refused(error.to_string()))? {
+        if body.len() + chunk.len() > MAX_FORWARD_RESPONSE_BYTES {
+            return Err(ForwardError::Refused(format!(
+                "its answer is over {MAX_FORWARD_RESPONSE_BYTES} bytes (MAX_FORWARD_RESPONSE_BYTES)"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The writer's answer: its outcome JSON, or its refusal (`{"code", "message"}`) as an error.
+async fn read_answer(response: reqwest::Response) -> Result<Json, ForwardError> {
+    let status = response.status();
+    let body = read_body(response).await?;
+    let answer: Json = serde_json::from_str(&body)
+        .map_err(|error| ForwardError::Refused(format!("{status}, an answer that is not JSON ({error}): {body}")))?;
+    if !status.is_success() {
+        let message = answer["message"].as_str().unwrap_or(&body);
+        return Err(ForwardError::Refused(format!("{status}: {message}")));
+    }
+    Ok(answer)
+}
+
+/// A [`CallOutcome`] from the writer's outcome JSON.
+fn read_outcome(answer: &Json) -> Result<CallOutcome, String> {
+    let log_lines = match &answer["logLines"] {
+        Json::Array(lines) => lines.iter().map(|line| line.as_str().unwrap_or_default().to_owned()).collect(),
+        _ => Vec::new(),
+    };
+    let result = match answer["status"].as_str() {
+        Some("success") => Ok(from_convex_json(&answer["value"]).map_err(|error| format!("its value: {error}"))?),
+        Some("error") => {
+            let message = answer["errorMessage"].as_str().unwrap_or_default().to_owned();
+            Err(match answer.get("errorData") {
+                Some(data) => FunctionError::User {
+                    message,
+                    data: from_convex_json(data).map_err(|error| format!("its error data: {error}"))?,
+                },
+                None if answer["internal"] == Json::Bool(true) => FunctionError::internal("on the writer"),
+                None => FunctionError::failed(message),
+            })
+        }
+        _ => return Err(format!("an answer without a `status`: {answer}")),
+    };
+    let ts = match &answer["ts"] {
+        Json::Null => None,
+        ts => Some(Timestamp::from_nanos(ts.as_u64().ok_or_else(|| format!("a `ts` that is not a u64: {ts}"))?)),
+    };
+    Ok(CallOutcome { result, log_lines, ts })
+}
+
+/// The writer's endpoint.
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new().route(FORWARD_PATH, post(forwarded)).layer(DefaultBodyLimit::max(MAX_CALL_BODY_BYTES))
+}
+
+/// A forwarded call, as read from its body.
+struct ForwardedCall {
+    kind: CallKind,
+    path: String,
+    args: Object,
+    identity: ForwardIdentity,
+    replay_key: Option<RequestKey>,
+}
+
+impl ForwardedCall {
+    fn read(fields: &Map<String, Json>) -> Result<ForwardedCall, RequestError> {
+        let kind = match fields.get("kind").and_then(Json::as_str) {
+            Some("mutation") => CallKind::Mutation,
+            Some("action") => CallKind::Action,
+            _ => return Err(RequestError::invalid("`kind` must be `mutation` or `action`")),
+        };
+        let Some(Json::String(path)) = fields.get("path") else {
+            return Err(RequestError::invalid("The body has no `path` string (the function to call)"));
+        };
+        let args = match fields.get("args").map(from_convex_json) {
+            Some(Ok(Value::Object(args))) => args,
+            Some(Err(error)) => return Err(RequestError::invalid(format!("Invalid `args`: {error}"))),
+            _ => return Err(RequestError::invalid("`args` must be an object in convex_encoded_json")),
+        };
+        let identity = match fields.get("identity") {
+            None | Some(Json::Null) => ForwardIdentity::Unauthenticated,
+            Some(Json::String(admin)) if admin == "admin" => ForwardIdentity::Admin,
+            Some(Json::Object(user)) => match user.get("token") {
+                Some(Json::String(token)) => ForwardIdentity::User(token.clone()),
+                _ => return Err(RequestError::invalid("A user `identity` is `{\"token\": <JWT>}`")),
+            },
+            Some(other) => {
+                return Err(RequestError::invalid(format!(
+                    "`identity` must be null, \"admin\" or {{\"token\": <JWT>}}, not {other}"
+                )));
+            }
+        };
+        let replay_key = match fields.get("replayKey") {
+            None | Some(Json::Null) => None,
+            Some(key) => {
+                let session = key["sessionId"].as_str();
+                let request = key["requestId"].as_u64().and_then(|request| u32::try_from(request).ok());
+                let (Some(session), Some(request)) = (session, request) else {
+                    return Err(RequestError::invalid("`replayKey` is `{\"sessionId\": string, \"requestId\": u32}`"));
+                };
+                Some(RequestKey { session: session.to_owned(), request })
+            }
+        };
+        if replay_key.is_some() && kind == CallKind::Action {
+            return Err(RequestError::invalid("Only mutations have a `replayKey`"));
+        }
+        Ok(ForwardedCall { kind, path: path.clone(), args, identity, replay_key })
+    }
+}
+
+/// `POST /api/internal/forward`, on the writer.
+async fn forwarded(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(
+        async {
+            if !matches!(identify(&shared, &headers).await?, Identity::Admin) {
+                return Err(RequestError::unauthenticated(format!("{FORWARD_PATH} takes the admin key")));
+            }
+            if shared.store.is_replica() {
+                return Err(RequestError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "NotTheWriter",
+                    "This node is a read replica: forward to the writer",
+                ));
+            }
+            let ForwardedCall { kind, path, args, identity, replay_key } = ForwardedCall::read(&body_object(body)?)?;
+            let identity = match identity {
+                ForwardIdentity::Unauthenticated => Identity::Unauthenticated,
+                ForwardIdentity::Admin => Identity::Admin,
+                ForwardIdentity::User(token) => verify_user(&shared, &token).await?,
+            };
+            let runtime = &shared.runtime;
+            let outcome: CallOutcome = match (kind, replay_key) {
+                (CallKind::Mutation, Some(key)) => runtime.run_mutation_once(&path, args, &identity, &key).await.into(),
+                (CallKind::Mutation, None) => runtime.run_mutation(&path, args, &identity).await.into(),
+                (CallKind::Action, _) => runtime.run_action(&path, args, &identity).await.into(),
+            };
+            let mut answer = crate::http_api::outcome_json(&outcome.result, outcome.log_lines, to_convex_json);
+            answer["ts"] = outcome.ts.map_or(Json::Null, |ts| json!(ts.nanos()));
+            if matches!(outcome.result, Err(FunctionError::Internal(_))) {
+                answer["internal"] = Json::Bool(true);
+            }
+            Ok(answer)
+        }
+        .await,
+    )
+}
