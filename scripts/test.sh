@@ -9,6 +9,9 @@ if [ ! -d crates/server/tests/js/node_modules ]; then
   npm ci --prefix crates/server/tests/js --no-audit --no-fund
 fi
 
+# esbuild and the npm `convex` server library, which livebase-js bundles TypeScript functions with.
+if [ ! -d crates/js/npm/node_modules ]; then npm ci --prefix crates/js/npm --no-audit --no-fund; fi
+
 # Headless Chromium (Debian's) and the pinned npm packages of the browser tests.
 ./scripts/browser-env.sh
 

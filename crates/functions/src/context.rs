@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use livebase_query::{Journal, PaginationOptions, PaginationResult, Query};
+use livebase_query::{Journal, PaginationOptions, PaginationResult, Query, QueryStream};
 use livebase_store::{Document, Transaction};
 use livebase_value::{DocumentId, Object, Value};
 
@@ -95,6 +95,13 @@ impl<'a> Database<'a> {
         (self.tx.table_name(id.table())? == table).then_some(id)
     }
 
+    /// The next result of a stream started in this call ([`QueryRun::stream`]), recording in the read
+    /// set exactly what it returns. For runtimes whose functions read results one at a time across
+    /// calls into them (TypeScript's `for await` over a query).
+    pub fn next(&mut self, stream: &mut QueryStream) -> Result<Option<Arc<Document>>, FunctionError> {
+        Ok(stream.next(self.tx)?)
+    }
+
     pub fn insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, FunctionError> {
         self.check_writable("db.insert")?;
         Ok(self.tx.insert(table, fields)?)
@@ -148,6 +155,11 @@ impl QueryRun<'_, '_> {
     /// The only result, if any; more than one fails the call.
     pub fn unique(self) -> Result<Option<Arc<Document>>, FunctionError> {
         Ok(self.query.unique(self.db.tx)?)
+    }
+
+    /// A stream of the results, read one at a time with [`Database::next`].
+    pub fn stream(self) -> Result<QueryStream, FunctionError> {
+        Ok(self.query.stream(self.db.tx)?)
     }
 
     /// One page. Its end is kept in the call's journal, so a re-run of the query keeps the page's end.

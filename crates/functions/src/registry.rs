@@ -143,11 +143,12 @@ impl Registry {
         Registry::default()
     }
 
-    /// Adds a function. Its path must be valid and new, and its arguments validator an object validator.
+    /// Adds a function. Its path must be valid and new, and its arguments validator an object validator
+    /// or a record (any object: what a TypeScript function declaring no `args` takes).
     pub fn register(&mut self, function: Function) -> Result<&mut Registry, RegistryError> {
         let Function { path, visibility, args, returns, handler } = function;
         let path = FunctionPath::parse(&path)?;
-        if !matches!(args, Validator::Object(_)) {
+        if !matches!(args, Validator::Object(_) | Validator::Record(..)) {
             return Err(RegistryError::ArgsNotObject { path, validator: args.to_string() });
         }
         if self.functions.contains_key(&path) {
