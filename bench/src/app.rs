@@ -6,10 +6,16 @@
 //!   subscription to one key reads one interval; `sentAt` carries the writer's clock to the
 //!   subscribers, which is how fan-out latency is measured.
 //! - `items:insert({writer, sequence})`: the small durable mutation of the commit-rate scenarios.
+//! - `rows:page({paginationOpts})`: a page of `rows` in `key` order, as `usePaginatedQuery` loads
+//!   it; `rows:insert({key})`, `rows:delete({key})` (the row must exist) and `rows:all({})` (every
+//!   row in `key` order) for the pagination churn scenario.
 
 use std::collections::BTreeMap;
 
-use livebase_functions::{Function, FunctionCtx, FunctionError, Registry, object_validator};
+use livebase_functions::{
+    Function, FunctionCtx, FunctionError, Registry, object_validator, pagination_options, pagination_opts_validator,
+    pagination_result,
+};
 use livebase_query::Query;
 use livebase_store::{Schema, TableSchema};
 use livebase_value::{DocumentId, Object, ObjectField, Validator, Value};
@@ -17,9 +23,17 @@ use livebase_value::{DocumentId, Object, ObjectField, Validator, Value};
 pub const ACCOUNTS: &str = "accounts";
 pub const ITEMS: &str = "items";
 const ITEMS_BY_KEY: &str = "by_key";
+const ROWS: &str = "rows";
+const ROWS_BY_KEY: &str = "by_key";
 
 pub fn schema() -> Schema {
-    Schema { tables: vec![TableSchema::new(ACCOUNTS), TableSchema::new(ITEMS).index(ITEMS_BY_KEY, &["key"])] }
+    Schema {
+        tables: vec![
+            TableSchema::new(ACCOUNTS),
+            TableSchema::new(ITEMS).index(ITEMS_BY_KEY, &["key"]),
+            TableSchema::new(ROWS).index(ROWS_BY_KEY, &["key"]),
+        ],
+    }
 }
 
 pub fn registry() -> Registry {
@@ -64,11 +78,37 @@ pub fn registry() -> Registry {
             object_validator([("writer", required(Validator::Float64)), ("sequence", required(Validator::Float64))]),
             |ctx, args| Ok(Value::String(ctx.db().insert(ITEMS, args)?.encode())),
         ),
+        Function::query(
+            "rows:page",
+            object_validator([("paginationOpts", required(pagination_opts_validator()))]),
+            |ctx, args| {
+                let options = pagination_options(&args["paginationOpts"])?;
+                Ok(pagination_result(&ctx.db().query(rows_in_key_order()).paginate(&options)?))
+            },
+        ),
+        Function::query("rows:all", object_validator([]), |ctx, _| {
+            let rows = ctx.db().query(rows_in_key_order()).collect()?;
+            Ok(Value::Array(rows.iter().map(|row| Value::Object(row.object().clone())).collect()))
+        }),
+        Function::mutation("rows:insert", object_validator([("key", required(Validator::Float64))]), |ctx, args| {
+            Ok(Value::String(ctx.db().insert(ROWS, args)?.encode()))
+        }),
+        Function::mutation("rows:delete", object_validator([("key", required(Validator::Float64))]), |ctx, args| {
+            let key = args["key"].clone();
+            let row =
+                ctx.db().query(Query::table(ROWS).with_index(ROWS_BY_KEY, |range| range.eq("key", key))).first()?;
+            ctx.db().delete(row.ok_or_else(|| FunctionError::user("no row has this key"))?.id())?;
+            Ok(Value::Null)
+        }),
     ];
     for function in functions {
         registry.register(function).expect("the benchmark app's functions are valid and distinct");
     }
     registry
+}
+
+fn rows_in_key_order() -> Query {
+    Query::table(ROWS).with_index(ROWS_BY_KEY, |range| range)
 }
 
 fn transfer(ctx: &mut FunctionCtx, args: &Object) -> Result<(), FunctionError> {

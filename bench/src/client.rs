@@ -1,6 +1,8 @@
-//! A minimal client of Convex's sync protocol over tokio-tungstenite, speaking the JSON messages
-//! directly (as `crates/sync/src/messages.rs` parses them): connect, subscribe, mutate, and read
-//! the `sentAt` field that the benchmark app's `items` carry out of every query update.
+//! The bench's clients. A minimal client of Convex's sync protocol over tokio-tungstenite, speaking
+//! the JSON messages directly (as `crates/sync/src/messages.rs` parses them): connect, subscribe,
+//! mutate, and read the `sentAt` field that the benchmark app's `items` carry out of every query
+//! update. And a caller of Convex's HTTP function API (`reqwest`), as the keynote-2 harness calls a
+//! deployment.
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,6 +33,23 @@ pub async fn next_json(socket: &mut Socket) -> Option<Json> {
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => {}
         }
+    }
+}
+
+/// Hands every message `socket` receives to `handle`, until the socket closes or `stop` is
+/// cancelled: a subscribed client's reader task.
+pub async fn read_messages(
+    mut socket: Socket,
+    stop: livebase_server::CancellationToken,
+    mut handle: impl FnMut(&Json),
+) {
+    loop {
+        let message = tokio::select! {
+            () = stop.cancelled() => return,
+            message = next_json(&mut socket) => message,
+        };
+        let Some(message) = message else { return };
+        handle(&message);
     }
 }
 
@@ -93,8 +112,8 @@ impl SyncClient {
     }
 
     /// Adds `(query id, function path, args)` subscriptions and waits for the Transition that
-    /// carries their first results.
-    pub async fn subscribe(&mut self, queries: impl IntoIterator<Item = (u32, &str, Json)>) {
+    /// carries their first results; returns it.
+    pub async fn subscribe(&mut self, queries: impl IntoIterator<Item = (u32, &str, Json)>) -> Json {
         let modifications: Vec<Json> = queries
             .into_iter()
             .map(|(query_id, path, args)| json!({"type": "Add", "queryId": query_id, "udfPath": path, "args": [args]}))
@@ -112,13 +131,13 @@ impl SyncClient {
             let message = next_json(&mut self.socket).await.expect("the server answers a subscription");
             assert_ne!(message["type"], "FatalError", "the server refused the subscription: {message}");
             if message["type"] == "Transition" && message["endVersion"]["querySet"] == self.query_set_version {
-                return;
+                return message;
             }
         }
     }
 
-    /// Runs a mutation and waits for its response, skipping other messages.
-    pub async fn mutate(&mut self, path: &str, args: Json) {
+    /// Runs a mutation and waits for its response, skipping other messages; returns the response.
+    pub async fn mutate(&mut self, path: &str, args: Json) -> Json {
         let request_id = self.next_request;
         self.next_request += 1;
         send_json(&mut self.socket, &mutation_message(request_id, path, args)).await;
@@ -126,33 +145,62 @@ impl SyncClient {
             let message = next_json(&mut self.socket).await.expect("the server answers a mutation");
             if message["type"] == "MutationResponse" && message["requestId"] == request_id {
                 assert_eq!(message["success"], true, "mutation {path} failed: {message}");
-                return;
+                return message;
             }
             assert_ne!(message["type"], "FatalError", "the server refused the mutation: {message}");
         }
     }
 }
 
+/// The commit timestamp a `MutationResponse` or a Transition's `endVersion` carries (`ts`, in the
+/// wire form), in nanoseconds.
+pub fn timestamp_nanos(ts: &Json) -> u64 {
+    let text = ts.as_str().unwrap_or_else(|| panic!("a timestamp is a string: {ts}"));
+    livebase_sync::Timestamp::decode(text).unwrap_or_else(|error| panic!("timestamp {text}: {error}")).nanos()
+}
+
+/// A caller of Convex's HTTP function API, as keynote-2's harness calls a Convex deployment.
+#[derive(Clone)]
+pub struct HttpCaller {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl HttpCaller {
+    pub fn new(address: SocketAddr) -> HttpCaller {
+        HttpCaller { client: reqwest::Client::new(), base: format!("http://{address}") }
+    }
+
+    /// `POST /api/<kind>?format=json` with `{path, args}`; the function's value, or its error message.
+    pub async fn call(&self, kind: &str, path: &str, args: Json) -> Result<Json, String> {
+        let body = json!({ "path": path, "args": args, "format": "json" });
+        let response = self
+            .client
+            .post(format!("{}/api/{kind}?format=json", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|error| error.to_string())?;
+        let text = response.text().await.map_err(|error| error.to_string())?;
+        let reply: Json = serde_json::from_str(&text).map_err(|error| format!("{error}: {text}"))?;
+        match reply["status"].as_str() {
+            Some("success") => Ok(reply["value"].clone()),
+            _ => Err(reply["errorMessage"].as_str().map_or(text, str::to_owned)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use livebase_functions::Runtime;
-    use livebase_server::{ServerConfig, serve};
-    use livebase_store::{Store, StoreConfig};
-
     use super::*;
     use crate::app;
+    use crate::server::InProcess;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_subscriber_gets_the_writers_sent_at() {
-        let directory = tempfile::tempdir().expect("temporary directory");
-        let store = Store::open(StoreConfig::new(directory.path())).expect("open store");
-        store.apply_schema(&app::schema()).await.expect("schema");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
-        let config = ServerConfig::default();
-        let shutdown = config.shutdown.clone();
-        let server = tokio::spawn(serve(listener, Runtime::new(store, app::registry()), config));
-
+        let server = InProcess::start(&app::schema(), app::registry()).await;
+        let address = server.address;
         let mut subscriber = SyncClient::connect(address).await;
         subscriber.subscribe([(0, "items:get", json!({"key": 3.0}))]).await;
         let mut writer = SyncClient::connect(address).await;
@@ -166,9 +214,9 @@ mod tests {
                 break;
             }
         }
-        shutdown.cancel();
+        server.shutdown.cancel();
         drop((subscriber, writer));
-        server.await.expect("server task").expect("serve");
+        server.served.await.expect("server task").expect("serve");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::Effort;
-use crate::client::{Socket, SyncClient, mutation_message, next_json, now_micros, sent_at_values};
+use crate::client::{Socket, SyncClient, mutation_message, next_json, now_micros, read_messages, sent_at_values};
 use crate::report::{Chart, Report, percentile, verdict};
 use crate::server::ServerProcess;
 
@@ -234,7 +234,10 @@ impl Setup {
         let deliveries = Arc::new(Deliveries::new(clients));
         let stop_readers = CancellationToken::new();
         for (client, socket) in sockets.into_iter().enumerate() {
-            tokio::spawn(read(client, socket, Arc::clone(&deliveries), stop_readers.clone()));
+            let deliveries = Arc::clone(&deliveries);
+            tokio::spawn(read_messages(socket, stop_readers.clone(), move |message| {
+                deliveries.record(client, message)
+            }));
         }
         let writer = Writer::start(address, broadcaster_template, &deliveries).await;
         Setup { target, clients, deliveries, writer, writes: 0, stop_readers, _server: server }
@@ -318,17 +321,6 @@ async fn open_subscriber(target: Target, address: SocketAddr, client: usize) -> 
     let mut sync = SyncClient::connect(address).await;
     sync.subscribe([(0, "items:get", json!({"key": key as f64}))]).await;
     sync.socket
-}
-
-async fn read(client: usize, mut socket: Socket, deliveries: Arc<Deliveries>, stop: CancellationToken) {
-    loop {
-        let message = tokio::select! {
-            () = stop.cancelled() => return,
-            message = next_json(&mut socket) => message,
-        };
-        let Some(message) = message else { return };
-        deliveries.record(client, &message);
-    }
 }
 
 /// Median figures of one target at one client count, for the findings and the charts.

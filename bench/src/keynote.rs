@@ -1,7 +1,9 @@
 //! The functions of SpacetimeDB's public "keynote-2" transfer benchmark (templates/keynote-2 in
 //! clockworklabs/SpacetimeDB), with its names and arguments, so that its harness, which drives
-//! Convex deployments through the HTTP API, can measure Livebase unmodified. `keynote` runs our own
-//! load generator on the same workload over HTTP against this app served by a child process.
+//! Convex deployments through the HTTP API, can measure Livebase unmodified. The `keynote` scenario
+//! runs our own load generator on the same workload over HTTP against this app served by a child
+//! process: transfers/s and latency under uniform and zipf 1.5 account choices, and the total
+//! balance checked after each.
 //!
 //! - `transfer:transfer({amount, from_id, to_id})`: moves `amount` between two accounts found
 //!   through `by_account_id`; returns without writing when the accounts are the same, the amount is
@@ -23,8 +25,13 @@ use livebase_server::{ServerConfig, serve};
 use livebase_store::{Document, Schema, Store, StoreConfig, TableSchema};
 use livebase_value::{Object, ObjectField, Validator, Value};
 
+use crate::Effort;
+use crate::client::HttpCaller;
+use crate::report::Report;
 use crate::server::{ServerProcess, listen, run_until_stdin_closes};
-use crate::transfer::{AccountPicker, Distribution};
+use crate::transfer::{AccountPicker, Distribution, TransferRun};
+
+const SECTION: &str = "SpacetimeDB keynote-2 workload over the Convex HTTP API";
 
 const ACCOUNTS: &str = "accounts";
 const BY_ACCOUNT_ID: &str = "by_account_id";
@@ -39,7 +46,6 @@ const ACCOUNTS_SEEDED: usize = 100_000;
 const INITIAL_BALANCE: f64 = 1_000.0;
 /// Requests in flight at once, over as many keep-alive connections.
 const CONCURRENCY: usize = 32;
-const RUN_DURATION: Duration = Duration::from_secs(10);
 
 pub fn schema() -> Schema {
     Schema { tables: vec![TableSchema::new(ACCOUNTS).index(BY_ACCOUNT_ID, &["id"])] }
@@ -145,114 +151,89 @@ pub fn serve_keynote_app() {
     });
 }
 
-/// A caller of the HTTP API, as keynote-2's harness calls a Convex deployment.
-#[derive(Clone)]
-pub struct HttpCaller {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl HttpCaller {
-    pub fn new(address: std::net::SocketAddr) -> HttpCaller {
-        HttpCaller { client: reqwest::Client::new(), base: format!("http://{address}") }
-    }
-
-    /// `POST /api/<kind>?format=json` with `{path, args}`; the function's value, or its error message.
-    pub async fn call(&self, kind: &str, path: &str, args: serde_json::Value) -> Result<serde_json::Value, String> {
-        let body = serde_json::json!({ "path": path, "args": args, "format": "json" });
-        let response = self
-            .client
-            .post(format!("{}/api/{kind}?format=json", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|error| error.to_string())?;
-        let text = response.text().await.map_err(|error| error.to_string())?;
-        let reply: serde_json::Value = serde_json::from_str(&text).map_err(|error| format!("{error}: {text}"))?;
-        match reply["status"].as_str() {
-            Some("success") => Ok(reply["value"].clone()),
-            _ => Err(reply["errorMessage"].as_str().map_or(text, str::to_owned)),
-        }
-    }
-}
-
-/// The `keynote` role: serves the app from a child process, seeds it over HTTP, runs transfers
-/// under each distribution, and checks that no money appeared or vanished.
-pub fn run() {
+/// The keynote scenario: serves the app from a child process, seeds it over HTTP, runs transfers
+/// under each distribution, and checks after each distribution's runs that no money appeared or
+/// vanished.
+pub fn run(effort: Effort, report: &mut Report) {
+    println!("{SECTION}");
     let server = ServerProcess::start("keynote-server");
     let caller = HttpCaller::new(server.address);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let seeding = Instant::now();
     runtime.block_on(async {
-        let seeding = Instant::now();
         for start in (0..ACCOUNTS_SEEDED).step_by(MAX_SEEDED_PER_CALL) {
             let count = MAX_SEEDED_PER_CALL.min(ACCOUNTS_SEEDED - start);
             let args = serde_json::json!({ "start": start, "count": count, "initial": INITIAL_BALANCE });
             caller.call("mutation", "seed:seed_range", args).await.expect("seed");
         }
-        println!("seeded {ACCOUNTS_SEEDED} accounts in {:.1} s", seeding.elapsed().as_secs_f64());
-        let expected_total = ACCOUNTS_SEEDED as f64 * INITIAL_BALANCE;
-        for distribution in [Distribution::Uniform, Distribution::Zipf] {
-            let (counts, elapsed) = transfers(&caller, distribution).await;
-            println!(
-                "{}: {} transfers committed in {:.1} s, {:.0} transfers/s over HTTP with {CONCURRENCY} in flight",
-                distribution.name(),
-                counts.committed,
-                elapsed.as_secs_f64(),
-                counts.committed as f64 / elapsed.as_secs_f64()
-            );
-            if let Some(failure) = counts.first_failure {
-                println!("  {} transfers failed, the first with: {failure}", counts.failed);
-            }
-            let total = total_balance(&caller).await;
-            assert_eq!(total, expected_total, "the total balance changed under {}", distribution.name());
-            println!("total balance unchanged: {total}");
-        }
     });
+    report.add(SECTION, &format!("seeding {ACCOUNTS_SEEDED} accounts"), "s", vec![seeding.elapsed().as_secs_f64()]);
+    let expected_total = ACCOUNTS_SEEDED as f64 * INITIAL_BALANCE;
+    let mut rates = Vec::new();
+    for distribution in [Distribution::Uniform, Distribution::Zipf] {
+        let runs: Vec<TransferRun> =
+            (0..effort.runs).map(|_| runtime.block_on(transfers(&caller, distribution, effort.duration))).collect();
+        let name = format!("{}, {CONCURRENCY} in flight", distribution.name());
+        rates.push(crate::transfer::add_figures(report, SECTION, &name, &runs));
+        let total = runtime.block_on(total_balance(&caller));
+        report.add(
+            SECTION,
+            &format!("{name}: total balance change after the runs"),
+            "balance",
+            vec![total - expected_total],
+        );
+        if total == expected_total {
+            report.note(format!(
+                "keynote-2 over HTTP, {}: total balance unchanged after {} runs ({total} over {ACCOUNTS_SEEDED} \
+                 accounts)",
+                distribution.name(),
+                runs.len()
+            ));
+        } else {
+            report.failed(&format!(
+                "keynote-2 over HTTP, {}: the total balance is {total}, not {expected_total}",
+                distribution.name()
+            ));
+        }
+    }
+    report.compare(
+        (&format!("HTTP API, zipf 1.5, {CONCURRENCY} in flight"), rates[1]),
+        (&format!("HTTP API, uniform, {CONCURRENCY} in flight"), rates[0]),
+        "transfers/s",
+        Some(crate::transfer::TARGET_ZIPF_SHARE_OF_UNIFORM),
+    );
 }
 
-/// What the transfer tasks of one run saw.
-#[derive(Default)]
-struct TransferCounts {
-    committed: u64,
-    /// Transfers the server gave up on, typically after `MAX_TRANSACTION_ATTEMPTS` conflicts on a
-    /// hot account: a failed mutation commits nothing, so the total balance holds regardless.
-    failed: u64,
-    first_failure: Option<String>,
-}
-
-/// Runs transfers of 1 from `CONCURRENCY` tasks for `RUN_DURATION`.
-async fn transfers(caller: &HttpCaller, distribution: Distribution) -> (TransferCounts, Duration) {
+/// Runs transfers of 1 from `CONCURRENCY` tasks for `duration`. A failed call (typically the
+/// server giving up after `MAX_TRANSACTION_ATTEMPTS` conflicts on a hot account) commits nothing,
+/// so the total balance holds regardless; it is counted and reported.
+async fn transfers(caller: &HttpCaller, distribution: Distribution, duration: Duration) -> TransferRun {
     let started = Instant::now();
     let tasks: Vec<_> = (0..CONCURRENCY)
         .map(|task| {
             let caller = caller.clone();
             tokio::spawn(async move {
                 let mut picker = AccountPicker::new(ACCOUNTS_SEEDED, distribution, task as u64);
-                let mut counts = TransferCounts::default();
-                while started.elapsed() < RUN_DURATION {
+                let mut run = TransferRun::default();
+                while started.elapsed() < duration {
                     let (from, to) = picker.pick();
                     let args = serde_json::json!({ "amount": 1, "from_id": from, "to_id": to });
+                    let sent = Instant::now();
                     match caller.call("mutation", "transfer:transfer", args).await {
-                        Ok(_) => counts.committed += 1,
-                        Err(error) => {
-                            counts.failed += 1;
-                            counts.first_failure.get_or_insert(error);
-                        }
+                        Ok(_) => run.latencies_micros.push(sent.elapsed().as_micros() as u64),
+                        Err(error) => run.failure(error),
                     }
                 }
-                counts
+                run
             })
         })
         .collect();
-    let mut total = TransferCounts::default();
+    let mut total = TransferRun::default();
     for task in tasks {
-        let counts = task.await.expect("transfer task");
-        total.committed += counts.committed;
-        total.failed += counts.failed;
-        total.first_failure = total.first_failure.or(counts.first_failure);
+        total.merge(task.await.expect("transfer task"));
     }
-    (total, started.elapsed())
+    total.elapsed = started.elapsed();
+    total
 }
 
 /// The sum of every account's balance, read through `accounts:get_account`.
@@ -282,16 +263,12 @@ mod tests {
     use serde_json::{Value as Json, json};
 
     use super::*;
+    use crate::server::InProcess;
 
     /// The keynote app served in-process on 127.0.0.1:0, called through the real HTTP API.
-    async fn start() -> (HttpCaller, tempfile::TempDir) {
-        let directory = tempfile::tempdir().expect("temporary directory");
-        let store = Store::open(StoreConfig::new(directory.path())).expect("open store");
-        store.apply_schema(&schema()).await.expect("schema");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("local address");
-        tokio::spawn(serve(listener, Runtime::new(store, registry()), ServerConfig::default()));
-        (HttpCaller::new(address), directory)
+    async fn start() -> (HttpCaller, InProcess) {
+        let server = InProcess::start(&schema(), registry()).await;
+        (HttpCaller::new(server.address), server)
     }
 
     async fn mutation(caller: &HttpCaller, path: &str, args: Json) -> Json {
@@ -309,7 +286,7 @@ mod tests {
 
     #[tokio::test]
     async fn seeded_accounts_are_read_by_id_and_missing_ones_are_null() {
-        let (caller, _directory) = start().await;
+        let (caller, _server) = start().await;
         mutation(&caller, "seed:seed_range", json!({ "start": 10, "count": 3, "initial": 500 })).await;
         let account = caller.call("query", "accounts:get_account", json!({ "id": 12 })).await.expect("get_account");
         assert_eq!(account, json!({ "id": 12.0, "balance": 500.0 }));
@@ -321,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn transfer_moves_the_amount_and_every_refusal_writes_nothing() {
-        let (caller, _directory) = start().await;
+        let (caller, _server) = start().await;
         mutation(&caller, "seed:seed_range", json!({ "start": 0, "count": 2, "initial": 100 })).await;
         assert_eq!(transfer(&caller, 30.0, 0, 1).await, Json::Null);
         assert_eq!((balance(&caller, 0).await, balance(&caller, 1).await), (json!(70.0), json!(130.0)));
@@ -344,7 +321,7 @@ mod tests {
 
     #[tokio::test]
     async fn seed_range_refuses_a_count_over_its_limit() {
-        let (caller, _directory) = start().await;
+        let (caller, _server) = start().await;
         let over = json!({ "start": 0, "count": MAX_SEEDED_PER_CALL + 1, "initial": 1 });
         let error = caller.call("mutation", "seed:seed_range", over).await.expect_err("over the limit");
         assert!(error.contains(&MAX_SEEDED_PER_CALL.to_string()), "{error}");
@@ -355,7 +332,7 @@ mod tests {
 
     #[tokio::test]
     async fn clear_accounts_deletes_at_most_its_limit_per_call() {
-        let (caller, _directory) = start().await;
+        let (caller, _server) = start().await;
         let seeded = MAX_CLEARED_PER_CALL + 10;
         for start in (0..seeded).step_by(MAX_SEEDED_PER_CALL) {
             let count = MAX_SEEDED_PER_CALL.min(seeded - start);

@@ -8,10 +8,12 @@ mod chart;
 mod client;
 mod commits;
 mod fanout;
+mod http_calls;
 mod keynote;
 mod matching;
 mod memory;
 mod pagination;
+mod pagination_churn;
 mod postgres;
 mod postgres_store;
 mod report;
@@ -19,6 +21,7 @@ mod rest_list;
 mod server;
 mod socket_commits;
 mod transfer;
+mod wrk;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,7 +42,8 @@ struct Options {
     /// Folder for RESULTS.md and results.json.
     #[arg(long, default_value = "bench")]
     out: PathBuf,
-    /// Runs only the scenarios whose name contains this (while working on one).
+    /// Runs only the scenarios whose name contains this (while working on one); a scenario's exact
+    /// name runs that scenario alone (`commits` is also part of two other names).
     #[arg(long)]
     only: Option<String>,
     #[command(subcommand)]
@@ -61,8 +65,8 @@ enum Role {
     /// stdin closes.
     #[command(hide = true)]
     KeynoteServer,
-    /// Seeds the keynote-2 app over HTTP, runs uniform and zipf 1.5 transfers, checks the total
-    /// balance and prints the rates (`bench/keynote.sh`).
+    /// The keynote scenario alone, with the full run's effort: prints its figures without writing
+    /// the results page (`bench/keynote.sh`).
     #[command(hide = true)]
     Keynote,
 }
@@ -71,16 +75,19 @@ enum Role {
 type Scenario = fn(Effort, &mut report::Report);
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [(&str, Scenario); 9] = [
+const SCENARIOS: [(&str, Scenario); 12] = [
     ("commits", commits::run),
     ("commits-on-postgres", postgres_store::run),
     ("socket-commits", socket_commits::run),
     ("transfer", transfer::run),
+    ("keynote", keynote::run),
     ("matching", matching::run),
     ("fanout", fanout::run),
     ("memory", memory::run),
     ("pagination", pagination::run),
+    ("pagination-churn", pagination_churn::run),
     ("rest-list", rest_list::run),
+    ("http-calls", http_calls::run),
 ];
 
 /// How long and how often each scenario runs.
@@ -88,6 +95,18 @@ const SCENARIOS: [(&str, Scenario); 9] = [
 pub struct Effort {
     pub runs: usize,
     pub duration: Duration,
+    /// `--quick`: scenarios that scale with clients use fewer.
+    pub quick: bool,
+}
+
+impl Effort {
+    fn new(quick: bool) -> Effort {
+        if quick {
+            Effort { runs: 3, duration: Duration::from_secs(2), quick }
+        } else {
+            Effort { runs: 5, duration: Duration::from_secs(5), quick }
+        }
+    }
 }
 
 fn main() {
@@ -96,23 +115,34 @@ fn main() {
         Some(Role::Server) => return server::serve_benchmark_app(),
         Some(Role::Broadcaster) => return broadcaster::serve(),
         Some(Role::KeynoteServer) => return keynote::serve_keynote_app(),
-        Some(Role::Keynote) => return keynote::run(),
+        Some(Role::Keynote) => {
+            let mut report = report::Report::new(std::env::args().collect::<Vec<_>>().join(" "));
+            keynote::run(Effort::new(false), &mut report);
+            return exit_on_failures(&report);
+        }
         None => {}
     }
-    let effort = if options.quick {
-        Effort { runs: 3, duration: Duration::from_secs(2) }
-    } else {
-        Effort { runs: 5, duration: Duration::from_secs(5) }
-    };
+    let effort = Effort::new(options.quick);
     let mut report = report::Report::new(std::env::args().collect::<Vec<_>>().join(" "));
+    let exact = SCENARIOS.iter().any(|(name, _)| options.only.as_deref() == Some(*name));
     for (name, scenario) in SCENARIOS {
-        if options.only.as_ref().is_none_or(|only| name.contains(only.as_str())) {
+        let chosen = |only: &String| if exact { name == only } else { name.contains(only.as_str()) };
+        if options.only.as_ref().is_none_or(chosen) {
             scenario(effort, &mut report);
         }
     }
     commits::chart(&mut report);
     report.write(&options.out).expect("write results");
     println!("wrote {}", options.out.join("RESULTS.md").display());
+    exit_on_failures(&report);
+}
+
+/// A scenario whose correctness check failed fails the command too, after its figures are written.
+fn exit_on_failures(report: &report::Report) {
+    if report.failures() > 0 {
+        eprintln!("{} correctness check(s) FAILED: see the findings", report.failures());
+        std::process::exit(1);
+    }
 }
 
 /// CPU seconds a process has used, user and system, from its `/proc/<pid>/stat` (fields 14 and 15,

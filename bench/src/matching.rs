@@ -105,5 +105,5 @@ fn commit(ts: Timestamp, value: u64, rng: &mut StdRng) -> Arc<CommitRecord> {
         with_id(value_key(value)),
     ];
     keys.sort();
-    Arc::new(CommitRecord { ts, changes: Vec::new(), keys })
+    Arc::new(CommitRecord { ts, changes: Vec::new(), keys, reloaded: false })
 }

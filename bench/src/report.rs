@@ -27,6 +27,8 @@ pub struct Report {
     notes: Vec<String>,
     comparisons: Vec<Comparison>,
     charts: Vec<Chart>,
+    /// Correctness checks that failed (each is also a note).
+    failures: usize,
 }
 
 /// A Livebase figure next to its baseline's, with the ratio of the two.
@@ -65,6 +67,7 @@ impl Report {
             notes: Vec::new(),
             comparisons: Vec::new(),
             charts: Vec::new(),
+            failures: 0,
         }
     }
 
@@ -114,6 +117,18 @@ impl Report {
     pub fn skipped(&mut self, why: &str) {
         println!("  !!! {why}");
         self.notes.push(format!("**{why}**"));
+    }
+
+    /// A correctness check that failed: said loudly on the console and on the results page, and the
+    /// harness exits with an error once the page is written.
+    pub fn failed(&mut self, what: &str) {
+        eprintln!("  !!! FAILED: {what}");
+        self.notes.push(format!("**FAILED: {what}**"));
+        self.failures += 1;
+    }
+
+    pub fn failures(&self) -> usize {
+        self.failures
     }
 
     /// Puts a Livebase figure next to its baseline (`(name, median)` each); `target_ratio` is the

@@ -1,10 +1,9 @@
 //! REST list requests per second on loopback: `GET /api/v1/runs?limit=100&cursor=...` with an API
-//! key, each request a page of 100 documents from a 10,000-document table, loaded by `wrk` (Debian's
-//! HTTP load tool, a separate process) over keep-alive connections. Every request picks one of the
+//! key, each request a page of 100 documents from a 10,000-document table, loaded by `wrk` (a
+//! separate process, `wrk.rs`) over keep-alive connections. Every request picks one of the
 //! table's 100 page cursors at random, so the pages come from all depths of the list.
 
 use std::fmt::Write as _;
-use std::process::Command;
 
 use livebase_functions::{Registry, Runtime};
 use livebase_server::rest::api_keys::{self, NewApiKey};
@@ -16,18 +15,16 @@ use tokio::net::TcpListener;
 
 use crate::Effort;
 use crate::report::Report;
+use crate::wrk::{self, CONNECTIONS};
 
 const SECTION: &str = "REST list endpoint (HTTP, loopback, wrk)";
 const PATH: &str = "/api/v1/runs";
 const DOCUMENTS: usize = 10_000;
 const LIMIT: usize = 100;
-/// wrk's connections and threads: enough to keep both cores busy.
-const CONNECTIONS: usize = 16;
-const WRK_THREADS: usize = 2;
 
 pub fn run(effort: Effort, report: &mut Report) {
     println!("{SECTION}");
-    if Command::new("wrk").arg("--version").output().is_err() {
+    if !wrk::installed() {
         report.skipped("REST list benchmark skipped: `wrk` is not installed (`apt-get install wrk`)");
         return;
     }
@@ -38,24 +35,7 @@ pub fn run(effort: Effort, report: &mut Report) {
     let script = directory.path().join("pages.lua");
     std::fs::write(&script, lua_script(&paths, &key)).expect("write the wrk script");
 
-    let runs = (0..effort.runs)
-        .map(|_| {
-            let output = Command::new("wrk")
-                .args(["-t", &WRK_THREADS.to_string(), "-c", &CONNECTIONS.to_string()])
-                .args(["-d", &format!("{}s", effort.duration.as_secs().max(1))])
-                .arg("-s")
-                .arg(&script)
-                .arg(format!("http://{address}"))
-                .output()
-                .expect("run wrk");
-            let text = String::from_utf8_lossy(&output.stdout);
-            assert!(!text.contains("Non-2xx"), "every request must succeed:\n{text}");
-            text.lines()
-                .find_map(|line| line.strip_prefix("Requests/sec:"))
-                .and_then(|value| value.trim().parse::<f64>().ok())
-                .unwrap_or_else(|| panic!("wrk printed no Requests/sec:\n{text}"))
-        })
-        .collect();
+    let runs = (0..effort.runs).map(|_| wrk::run(address, &script, effort.duration).requests_per_second).collect();
     report.add(
         SECTION,
         &format!("pages of {LIMIT} from {DOCUMENTS} documents, {CONNECTIONS} connections"),

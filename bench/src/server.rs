@@ -111,3 +111,27 @@ pub fn run_until_stdin_closes<F: Future<Output = ()> + Send + 'static>(
         served.abort();
     });
 }
+
+/// An app served in this process on 127.0.0.1:0 from a fresh store, for the tests.
+#[cfg(test)]
+pub struct InProcess {
+    pub address: SocketAddr,
+    pub shutdown: livebase_server::CancellationToken,
+    pub served: tokio::task::JoinHandle<std::io::Result<()>>,
+    _data: tempfile::TempDir,
+}
+
+#[cfg(test)]
+impl InProcess {
+    pub async fn start(schema: &livebase_store::Schema, registry: livebase_functions::Registry) -> InProcess {
+        let data = tempfile::tempdir().expect("temporary directory");
+        let store = Store::open(StoreConfig::new(data.path())).expect("open store");
+        store.apply_schema(schema).await.expect("schema");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("local address");
+        let config = ServerConfig::default();
+        let shutdown = config.shutdown.clone();
+        let served = tokio::spawn(serve(listener, Runtime::new(store, registry), config));
+        InProcess { address, shutdown, served, _data: data }
+    }
+}

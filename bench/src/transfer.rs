@@ -34,7 +34,7 @@ const ACCOUNTS_PER_TRANSACTION: usize = 10_000;
 
 /// The transfer issue's targets: a multiple of PostgreSQL, and contention costing at most half.
 const TARGET_TIMES_POSTGRES: f64 = 10.0;
-const TARGET_ZIPF_SHARE_OF_UNIFORM: f64 = 0.5;
+pub const TARGET_ZIPF_SHARE_OF_UNIFORM: f64 = 0.5;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Distribution {
@@ -136,7 +136,7 @@ pub fn run(effort: Effort, report: &mut Report) {
                 run
             })
             .collect();
-        engine_rates.push(add_figures(report, &format!("engine, {}", distribution.name()), &runs));
+        engine_rates.push(add_figures(report, SECTION, &format!("engine, {}", distribution.name()), &runs));
     }
     report.note(format!(
         "transfers: the engine's total balance was unchanged after every run ({} accounts)",
@@ -167,7 +167,7 @@ pub fn run(effort: Effort, report: &mut Report) {
             .collect();
         let retries = runs.iter().map(|run| run.retries as f64 / run.latencies_micros.len().max(1) as f64).collect();
         let name = format!("PostgreSQL SERIALIZABLE, {}", distribution.name());
-        let postgres_rate = add_figures(report, &name, &runs);
+        let postgres_rate = add_figures(report, SECTION, &name, &runs);
         report.add(SECTION, &format!("{name}: serialization retries per transfer"), "retries", retries);
         report.compare(
             (&format!("engine, {}", distribution.name()), engine_rate),
@@ -251,8 +251,8 @@ async fn engine_transfers(
     total
 }
 
-/// Records rate and latency figures of `runs`; returns the median rate.
-fn add_figures(report: &mut Report, name: &str, runs: &[TransferRun]) -> f64 {
+/// Records rate and latency figures of `runs` in `section`; returns the median rate.
+pub fn add_figures(report: &mut Report, section: &str, name: &str, runs: &[TransferRun]) -> f64 {
     let failures: u64 = runs.iter().map(|run| run.failures).sum();
     if let Some(error) = runs.iter().find_map(|run| run.first_failure.as_ref()) {
         report.note(format!("{name}: {failures} transfers failed over {} runs, e.g. {error}", runs.len()));
@@ -260,9 +260,9 @@ fn add_figures(report: &mut Report, name: &str, runs: &[TransferRun]) -> f64 {
     let rates = runs.iter().map(TransferRun::per_second).collect();
     let p50 = runs.iter().map(|run| percentile(&run.latencies_micros, 0.50)).collect();
     let p99 = runs.iter().map(|run| percentile(&run.latencies_micros, 0.99)).collect();
-    let rate = report.add(SECTION, &format!("{name}: transfers"), "transfers/s", rates);
-    report.add(SECTION, &format!("{name}: latency p50"), "µs", p50);
-    report.add(SECTION, &format!("{name}: latency p99"), "µs", p99);
+    let rate = report.add(section, &format!("{name}: transfers"), "transfers/s", rates);
+    report.add(section, &format!("{name}: latency p50"), "µs", p50);
+    report.add(section, &format!("{name}: latency p99"), "µs", p99);
     rate
 }
 
