@@ -27,6 +27,10 @@ const PREFIX_CAPACITY: usize = 32;
 /// removals cannot leave the tree deep and sparse.
 const NODE_MIN: usize = NODE_CAPACITY / 4;
 
+/// Slots a node allocates room for at first; it doubles that as it fills, up to one more than
+/// [`NODE_CAPACITY`].
+const SLOTS_INITIAL: usize = 4;
+
 /// Where a key's bytes are in its node's buffer.
 #[derive(Clone, Copy)]
 struct Span {
@@ -126,8 +130,12 @@ impl<T: Copy + Ord> Node<T> {
         let start = self.push_key(&summary.start);
         let end = self.push_key(&summary.end);
         let reach = if self.leaf { end } else { self.push_key(&summary.reach) };
-        // Room for the one slot too many that splits the node, and no more.
-        self.slots.reserve_exact(NODE_CAPACITY + 1 - self.slots.len());
+        // Slots grow by doubling up to room for the one slot too many that splits the node, and no
+        // further: a half-full node (as inserts in random order leave most) holds half the room.
+        if self.slots.len() == self.slots.capacity() {
+            let len = self.slots.len();
+            self.slots.reserve_exact(len.max(SLOTS_INITIAL).min(NODE_CAPACITY + 1 - len));
+        }
         self.slots.insert(at, Slot { start, end, owner: summary.owner, reach, child, furthest: at });
     }
 
@@ -175,21 +183,27 @@ impl<T: Copy + Ord> Node<T> {
         self.slots[at] = Slot { start, end, owner: summary.owner, reach, ..slot };
     }
 
+    /// Copies the slots' keys into a buffer of their exact size, leaving the garbage behind.
+    fn compact(&mut self) {
+        let live = self.bytes.len() - self.garbage;
+        let old = std::mem::replace(&mut self.bytes, Vec::with_capacity(live));
+        let copy = |bytes: &mut Vec<u8>, span: Span| {
+            let offset = u32::try_from(bytes.len()).expect("a node's keys fit in 4 GiB");
+            bytes.extend_from_slice(&old[span.offset as usize..][..span.len as usize]);
+            Span { offset, len: span.len }
+        };
+        for slot in &mut self.slots {
+            slot.start = copy(&mut self.bytes, slot.start);
+            slot.end = copy(&mut self.bytes, slot.end);
+            slot.reach = if self.leaf { slot.end } else { copy(&mut self.bytes, slot.reach) };
+        }
+        self.garbage = 0;
+    }
+
     /// Recomputes each slot's `furthest` and the node's [`Lookup`], and reclaims the buffer's garbage once it is the majority.
     fn refresh(&mut self) {
         if self.garbage * 2 > self.bytes.len() {
-            let old = std::mem::take(&mut self.bytes);
-            let copy = |bytes: &mut Vec<u8>, span: Span| {
-                let offset = u32::try_from(bytes.len()).expect("a node's keys fit in 4 GiB");
-                bytes.extend_from_slice(&old[span.offset as usize..][..span.len as usize]);
-                Span { offset, len: span.len }
-            };
-            for slot in &mut self.slots {
-                slot.start = copy(&mut self.bytes, slot.start);
-                slot.end = copy(&mut self.bytes, slot.end);
-                slot.reach = if self.leaf { slot.end } else { copy(&mut self.bytes, slot.reach) };
-            }
-            self.garbage = 0;
+            self.compact();
         }
         let mut furthest = 0;
         for at in 0..self.slots.len() {
@@ -371,11 +385,14 @@ impl<T: Copy + Ord> IntervalIndex<T> {
         let node = &mut self.nodes[id];
         let keep = if appended { NODE_CAPACITY } else { node.slots.len() / 2 };
         let moved: Vec<Slot<T>> = node.slots.drain(keep..).collect();
+        node.slots.shrink_to_fit();
         let mut right = Node::new(node.leaf);
         for slot in &moved {
             node.discard(slot);
             right.push_slot(right.slots.len(), &node.summary_of(slot), slot.child);
         }
+        // Half the keys moved out: their room is freed now rather than when more follow.
+        node.compact();
         node.refresh();
         right.refresh();
         Some(self.allocate(right))
