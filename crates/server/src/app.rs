@@ -2,8 +2,8 @@
 //! exercise queries, mutations and actions end to end with the official clients.
 
 use livebase_functions::{
-    Function, FunctionError, Registry, object_validator, pagination_options, pagination_opts_validator,
-    pagination_result,
+    Function, FunctionError, HttpMethod, HttpResponse, HttpRoute, Registry, object_validator, pagination_options,
+    pagination_opts_validator, pagination_result,
 };
 use livebase_query::{Order, Query};
 use livebase_store::{Schema, TableSchema};
@@ -16,7 +16,8 @@ pub fn schema() -> Schema {
 /// `messages:list` (every message, oldest first), `messages:page({paginationOpts})` (a page of
 /// messages, newest first), `messages:send({body})` (returns the new id), `messages:remove({id})`,
 /// `messages:echo({text})`, an action returning `text`, and `auth:whoami`: the caller's identity
-/// as Convex's `ctx.auth.getUserIdentity()` gives it, or `null`.
+/// as Convex's `ctx.auth.getUserIdentity()` gives it, or `null`. One HTTP route: `POST /messages`
+/// sends its body (text) as a message through `messages:send` and answers 201 with the new id.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
     let body = || object_validator([("body", ObjectField::required(Validator::String))]);
@@ -75,6 +76,17 @@ pub fn registry() -> Registry {
                     args.get("text").cloned().ok_or_else(|| FunctionError::failed("`text` is validated"))
                 },
             ))
+        })
+        .and_then(|registry| {
+            registry.route(HttpRoute::exact(HttpMethod::Post, "/messages", |ctx, request| async move {
+                let body = String::from_utf8(request.body)
+                    .map_err(|_| FunctionError::failed("The message is not UTF-8 text"))?;
+                let mut args = livebase_value::Object::new();
+                args.insert("body".to_owned(), Value::String(body));
+                let id = ctx.run_mutation("messages:send", args).await?;
+                let Value::String(id) = id else { return Err(FunctionError::failed("`messages:send` returns an id")) };
+                Ok(HttpResponse::new(201).with_body(id))
+            }))
         })
         .expect("the built-in app's functions are valid and distinct");
     registry

@@ -15,18 +15,23 @@
 //! its lease (`Store::writer_url`), looks it up again whenever the writer cannot be reached (a
 //! failover), and answers only once its own subscription hub has matched the commit, so that the
 //! client's next Transition shows it its write (read-your-writes across nodes).
+//!
+//! HTTP actions are proxied whole instead ([`Forwarder::http_action`]): to the writer's `/http`, with
+//! the client's headers (but those of one connection), and their response comes back as it is. A
+//! 503 is then the app's answer, not a sign to look for the writer again; and since no commit comes
+//! back, the replica does not wait to show the action's writes.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
-use livebase_functions::limits::MAX_ACTION_DURATION;
+use livebase_functions::limits::{MAX_ACTION_DURATION, MAX_HTTP_ACTION_RESPONSE_BYTES};
 use livebase_functions::{ActionOutcome, FunctionError, Identity, LogLine, MutationOutcome, RequestKey};
 use livebase_store::{Store, Timestamp};
 use livebase_value::{Object, Value, from_convex_json, to_convex_json};
@@ -34,6 +39,7 @@ use serde_json::{Map, Value as Json, json};
 use tokio::sync::{Semaphore, watch};
 
 use crate::Shared;
+use crate::http_actions::HTTP_ACTIONS_PATH;
 use crate::http_api::{MAX_CALL_BODY_BYTES, RequestError, body_object, identify, respond, verify_user};
 
 /// The writer's endpoint for replicas.
@@ -219,7 +225,14 @@ impl Forwarder {
             body["replayKey"] = json!({ "sessionId": key.session, "requestId": key.request });
         }
         let body = body.to_string();
-        let answer = self.send(&body, kind.answer_timeout()).await?;
+        let build = |url: &str| {
+            self.client
+                .post(format!("{url}{FORWARD_PATH}"))
+                .header("Authorization", format!("Convex {}", self.admin_key))
+                .header("Content-Type", "application/json")
+                .body(body.clone())
+        };
+        let answer = read_answer(self.send(build, kind.answer_timeout(), true).await?).await?;
         let outcome = read_outcome(&answer).map_err(ForwardError::Refused)?;
         if let Some(ts) = outcome.ts {
             let mut watermark = self.watermark.clone();
@@ -232,35 +245,32 @@ impl Forwarder {
         Ok(outcome)
     }
 
-    /// Sends `body` to the writer, finding it again while it cannot be reached, for at most
-    /// [`WRITER_WAIT`]. Only a request that never reached a writer is sent again.
-    async fn send(&self, body: &str, answer_timeout: Duration) -> Result<Json, ForwardError> {
+    /// Sends the request `build` makes for the writer's URL, finding the writer again while it cannot
+    /// be reached, for at most [`WRITER_WAIT`]. Only a request that never reached a writer is sent
+    /// again. With `refused_as_503`, a 503 means the node is not (or no longer) the writer.
+    async fn send(
+        &self,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+        answer_timeout: Duration,
+        refused_as_503: bool,
+    ) -> Result<reqwest::Response, ForwardError> {
         let give_up = tokio::time::Instant::now() + WRITER_WAIT;
         loop {
             let problem = match self.writer_url().await {
-                Ok(Some(url)) => {
-                    let request = self
-                        .client
-                        .post(format!("{}{FORWARD_PATH}", url.trim_end_matches('/')))
-                        .header("Authorization", format!("Convex {}", self.admin_key))
-                        .header("Content-Type", "application/json")
-                        .timeout(answer_timeout)
-                        .body(body.to_owned());
-                    match request.send().await {
-                        Ok(response) if response.status() == StatusCode::SERVICE_UNAVAILABLE => {
-                            // Not (or no longer) the writer: a replica, or a writer that lost its lease.
-                            self.forget_writer();
-                            format!("{url} is not the writer: {}", read_body(response).await.unwrap_or_default())
-                        }
-                        Ok(response) => return read_answer(response).await,
-                        Err(error) if error.is_connect() => {
-                            self.forget_writer();
-                            format!("{url} refuses connections ({error})")
-                        }
-                        Err(error) if error.is_timeout() => return Err(ForwardError::NoAnswer(answer_timeout)),
-                        Err(error) => return Err(ForwardError::Refused(format!("{url}: {error}"))),
+                Ok(Some(url)) => match build(url.trim_end_matches('/')).timeout(answer_timeout).send().await {
+                    Ok(response) if refused_as_503 && response.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                        // Not (or no longer) the writer: a replica, or a writer that lost its lease.
+                        self.forget_writer();
+                        format!("{url} is not the writer: {}", read_body(response).await.unwrap_or_default())
                     }
-                }
+                    Ok(response) => return Ok(response),
+                    Err(error) if error.is_connect() => {
+                        self.forget_writer();
+                        format!("{url} refuses connections ({error})")
+                    }
+                    Err(error) if error.is_timeout() => return Err(ForwardError::NoAnswer(answer_timeout)),
+                    Err(error) => return Err(ForwardError::Refused(format!("{url}: {error}"))),
+                },
                 Ok(None) => "no live writer holds the lease".to_owned(),
                 Err(error) => format!("the writer's URL could not be read: {error}"),
             };
@@ -270,6 +280,33 @@ impl Forwarder {
             tracing::debug!(%problem, "looking for the writer again");
             tokio::time::sleep(WRITER_RETRY_INTERVAL).await;
         }
+    }
+
+    /// Runs an HTTP action on the writer: the request as the client sent it (`routed` is the path
+    /// and query the app's routes see), and the writer's response as it is.
+    pub(crate) async fn http_action(
+        &self,
+        method: Method,
+        routed: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, ForwardError> {
+        let _permit = self.permits.try_acquire().map_err(|_| ForwardError::Busy)?;
+        let headers = end_to_end(headers);
+        let build = |url: &str| {
+            self.client
+                .request(method.clone(), format!("{url}{HTTP_ACTIONS_PATH}{routed}"))
+                .headers(headers.clone())
+                .body(body.clone())
+        };
+        let answer = self.send(build, CallKind::Action.answer_timeout(), false).await?;
+        let status = answer.status();
+        let answer_headers = end_to_end(answer.headers());
+        let body = read_bytes(answer, MAX_HTTP_ACTION_RESPONSE_BYTES, "MAX_HTTP_ACTION_RESPONSE_BYTES").await?;
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = status;
+        *response.headers_mut() = answer_headers;
+        Ok(response)
     }
 
     async fn writer_url(&self) -> Result<Option<String>, String> {
@@ -290,16 +327,42 @@ impl Forwarder {
     }
 }
 
-async fn read_body(mut response: reqwest::Response) -> Result<String, ForwardError> {
+/// Headers a proxy does not pass on: those of one connection (RFC 9110, 7.6.1), and the length,
+/// which the client sets for the body it sends.
+const HOP_BY_HOP_HEADERS: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::CONTENT_LENGTH,
+];
+
+fn end_to_end(headers: &HeaderMap) -> HeaderMap {
+    let mut headers = headers.clone();
+    for name in HOP_BY_HOP_HEADERS {
+        headers.remove(name);
+    }
+    headers
+}
+
+/// The writer's answer, up to `limit` bytes (named `limit_name`).
+async fn read_bytes(mut response: reqwest::Response, limit: usize, limit_name: &str) -> Result<Vec<u8>, ForwardError> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|error| ForwardError::Refused(error.to_string()))? {
-        if body.len() + chunk.len() > MAX_FORWARD_RESPONSE_BYTES {
-            return Err(ForwardError::Refused(format!(
-                "its answer is over {MAX_FORWARD_RESPONSE_BYTES} bytes (MAX_FORWARD_RESPONSE_BYTES)"
-            )));
+        if body.len() + chunk.len() > limit {
+            return Err(ForwardError::Refused(format!("its answer is over {limit} bytes ({limit_name})")));
         }
         body.extend_from_slice(&chunk);
     }
+    Ok(body)
+}
+
+async fn read_body(response: reqwest::Response) -> Result<String, ForwardError> {
+    let body = read_bytes(response, MAX_FORWARD_RESPONSE_BYTES, "MAX_FORWARD_RESPONSE_BYTES").await?;
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 

@@ -6,6 +6,7 @@
 //! the `Authorization` header's when that verifies (a user token or the admin key); otherwise the
 //! action runs unauthenticated, since webhooks put secrets of their own in that header. Unlike the
 //! function-call API, no CORS headers are added: an app answers `OPTIONS` itself, as on Convex.
+//! A read replica passes the request on to the writer (`forward.rs`) and answers what it answers.
 
 use std::sync::Arc;
 
@@ -23,15 +24,15 @@ use crate::Shared;
 use crate::http_api::{RequestError, identify};
 
 /// Where the API port serves HTTP actions.
-const API_PORT_PREFIX: &str = "/http";
+pub(crate) const HTTP_ACTIONS_PATH: &str = "/http";
 
 /// `/http` and everything under it, on the API port.
 pub(crate) fn api_port_routes() -> Router<Arc<Shared>> {
     Router::new()
-        .route(API_PORT_PREFIX, any(on_api_port))
+        .route(HTTP_ACTIONS_PATH, any(on_api_port))
         // A catch-all matches one character at least: `/http/` needs a route of its own.
-        .route(&format!("{API_PORT_PREFIX}/"), any(on_api_port))
-        .route(&format!("{API_PORT_PREFIX}/{{*path}}"), any(on_api_port))
+        .route(&format!("{HTTP_ACTIONS_PATH}/"), any(on_api_port))
+        .route(&format!("{HTTP_ACTIONS_PATH}/{{*path}}"), any(on_api_port))
         .layer(DefaultBodyLimit::max(MAX_HTTP_ACTION_REQUEST_BYTES))
 }
 
@@ -48,7 +49,7 @@ async fn on_api_port(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let path_and_query = uri.path_and_query().map_or("/", |path| path.as_str());
-    let routed = path_and_query.strip_prefix(API_PORT_PREFIX).expect("routed under the prefix");
+    let routed = path_and_query.strip_prefix(HTTP_ACTIONS_PATH).expect("routed under the prefix");
     // `/http` and `/http?x` are the root.
     let routed = if routed.starts_with('/') { routed.to_owned() } else { format!("/{routed}") };
     serve(&shared, method, &routed, headers, body).await
@@ -80,6 +81,13 @@ async fn serve(
                 .into_response();
         }
     };
+    if let Some(forwarder) = &shared.forwarder {
+        // A replica: the action's writes must run on the writer, so all of it does.
+        return forwarder
+            .http_action(method, routed, &headers, body)
+            .await
+            .unwrap_or_else(|error| error.to_request_error().into_response());
+    }
     let identity = identify(shared, &headers).await.unwrap_or(Identity::Unauthenticated);
     let request = match request(method, routed, &headers, body) {
         Ok(request) => request,

@@ -86,6 +86,8 @@ struct Node {
     child: Child,
     args: Vec<String>,
     url: String,
+    /// The site port, where the app's HTTP routes are served at the root.
+    site_url: String,
 }
 
 impl Node {
@@ -100,7 +102,8 @@ impl Node {
     async fn start(mut args: Vec<String>) -> Node {
         let (port, site_port) = (free_port(), free_port());
         args.extend(["--port".to_owned(), port.to_string(), "--site-port".to_owned(), site_port.to_string()]);
-        let mut node = Node { child: spawn(&args), args, url: format!("http://127.0.0.1:{port}") };
+        let (url, site_url) = (format!("http://127.0.0.1:{port}"), format!("http://127.0.0.1:{site_port}"));
+        let mut node = Node { child: spawn(&args), args, url, site_url };
         node.ready().await;
         node
     }
@@ -158,6 +161,12 @@ impl Node {
         self.call("mutation", "messages:send", json!({ "body": body })).await;
         assert_eq!(self.bodies().await.last().map(String::as_str), Some(body), "read-your-writes on {}", self.url);
     }
+}
+
+/// `POST <url>/messages` with `body`, the app's HTTP route that sends a message.
+async fn post_message(url: &str, body: &str) -> (u16, String) {
+    let response = reqwest::Client::new().post(format!("{url}/messages")).body(body.to_owned()).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 fn spawn(args: &[String]) -> Child {
@@ -337,4 +346,25 @@ async fn a_client_reconnecting_to_a_replica_behind_what_it_saw_waits_until_the_r
     }
     writer.kill().await;
     replica.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_passes_http_actions_on_to_the_writer_so_their_mutations_commit() {
+    let Some(db) = TestSchema::new() else { return };
+    let writer = Node::writer(&db).await;
+    let replica = Node::replica(&db).await;
+    for (base, body) in
+        [(format!("{}/http", replica.url), "over the API port"), (replica.site_url.clone(), "over the site port")]
+    {
+        let (status, id) = post_message(&base, body).await;
+        assert_eq!(status, 201, "POST {base}/messages: {id}");
+        assert!(!id.is_empty(), "the new message's id");
+        assert_eq!(writer.bodies().await.last().map(String::as_str), Some(body), "committed on the writer");
+    }
+    let (status, answer) = post_message(&format!("{}/http/nowhere", replica.url), "x").await;
+    assert_eq!(
+        (status, answer.as_str()),
+        (404, "No HttpAction routed for /nowhere/messages"),
+        "the writer's answer as is"
+    );
 }
