@@ -228,12 +228,7 @@ async fn transfers(caller: &HttpCaller, distribution: Distribution, duration: Du
             })
         })
         .collect();
-    let mut total = TransferRun::default();
-    for task in tasks {
-        total.merge(task.await.expect("transfer task"));
-    }
-    total.elapsed = started.elapsed();
-    total
+    TransferRun::gather(tasks, started).await
 }
 
 /// The sum of every account's balance, read through `accounts:get_account`.

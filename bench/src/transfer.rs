@@ -114,6 +114,16 @@ impl TransferRun {
         }
     }
 
+    /// Waits for every load task started at `started` and merges their runs into one.
+    pub async fn gather(tasks: Vec<tokio::task::JoinHandle<TransferRun>>, started: Instant) -> TransferRun {
+        let mut total = TransferRun::default();
+        for task in tasks {
+            total.merge(task.await.expect("transfer task"));
+        }
+        total.elapsed = started.elapsed();
+        total
+    }
+
     fn per_second(&self) -> f64 {
         self.latencies_micros.len() as f64 / self.elapsed.as_secs_f64()
     }
@@ -243,12 +253,7 @@ async fn engine_transfers(
             })
         })
         .collect();
-    let mut total = TransferRun::default();
-    for task in tasks {
-        total.merge(task.await.expect("transfer task"));
-    }
-    total.elapsed = started.elapsed();
-    total
+    TransferRun::gather(tasks, started).await
 }
 
 /// Records rate and latency figures of `runs` in `section`; returns the median rate.
