@@ -1,14 +1,17 @@
-//! The single committer and its durability stage.
+//! The single committer and the stages after it: durability and publication.
 //!
-//! Two threads form a pipeline. The committer validates read sets against later writes, assigns
+//! Three threads form a pipeline. The committer validates read sets against later writes, assigns
 //! timestamps and applies accepted writes to the latest (not yet durable) state; one thread owns that
-//! state, so commit order needs no locks. It hands each group of accepted commits to the durability
-//! thread, which appends them to the log (merging groups that queued up into one fsync), then
-//! publishes the new snapshot and change records and acknowledges the commits. While one group is
-//! on its way to disk, the committer already validates the next.
+//! state, so commit order needs no locks. It hands each batch of accepted commits to the durability
+//! thread, which appends them to the log (merging batches that queued up into one group, one fsync)
+//! and hands the group to the publisher, which publishes the new snapshot and change records and
+//! acknowledges the commits. So while one group is on its way to disk, the committer validates the
+//! next and the publisher answers the previous: the log is never idle for their CPU work. Each stage
+//! takes its input in order from one queue, so groups are published in commit order, and only after
+//! their append returned.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use livebase_value::DocumentId;
@@ -16,14 +19,22 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::document::Document;
 use crate::limits::{
-    CHANGE_STREAM_CAPACITY, MAX_BATCHES_IN_FLIGHT, MAX_COMMITS_PER_BATCH, MAX_RETAINED_SNAPSHOTS,
-    MAX_TRANSACTION_DURATION, MAX_WRITE_LOG_KEYS,
+    CHANGE_STREAM_CAPACITY, MAX_BATCHES_IN_FLIGHT, MAX_COMMITS_PER_BATCH, MAX_COMMITS_PER_GROUP,
+    MAX_GROUPS_AWAITING_PUBLISH, MAX_RETAINED_SNAPSHOTS, MAX_TRANSACTION_DURATION, MAX_WRITE_LOG_KEYS,
 };
-use crate::persistence::{Checkpoints, LatestVersions, Log, StoredWrite};
+use crate::persistence::{AppendError, Checkpoints, LatestVersions, Log, StoredWrite};
 use crate::read_set::ReadSet;
 use crate::snapshot::Snapshot;
 use crate::transaction::PendingWrite;
 use crate::{CommitError, Timestamp};
+
+/// Names of the pipeline's threads (a benchmark reads their CPU time by them). Linux shows the first
+/// 15 bytes of a thread's name.
+pub const COMMITTER_THREAD: &str = "livebase-committer";
+pub const DURABILITY_THREAD: &str = "livebase-durable";
+pub const PUBLISH_THREAD: &str = "livebase-publish";
+pub const CHECKPOINT_THREAD: &str = "livebase-checkpoint";
+pub const RECLAIM_THREAD: &str = "livebase-reclaim";
 
 /// One committed change to one document.
 #[derive(Clone, Debug)]
@@ -109,6 +120,8 @@ pub(crate) struct Published {
     history: Mutex<VecDeque<Snapshot>>,
     changes: broadcast::Sender<Arc<CommitRecord>>,
     unavailable: RwLock<Option<String>>,
+    /// Whether what stopped the store was an append refused before it wrote (`AppendError::Fenced`).
+    fenced: AtomicBool,
     commits: AtomicU64,
     batches: AtomicU64,
     conflicts: AtomicU64,
@@ -140,6 +153,7 @@ impl Published {
             history: Mutex::new(VecDeque::from([snapshot])),
             changes: broadcast::channel(CHANGE_STREAM_CAPACITY).0,
             unavailable: RwLock::new(None),
+            fenced: AtomicBool::new(false),
             commits: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
@@ -199,24 +213,37 @@ impl Published {
         }
     }
 
-    fn stop_accepting(&self, reason: &str) {
+    /// `fenced`: the failure that stops the store wrote nothing (see `stopped_by_fence`). Only the
+    /// first reason counts.
+    fn stop_accepting(&self, reason: &str, fenced: bool) {
         let mut unavailable = self.unavailable.write().expect("lock poisoned");
         if unavailable.is_none() {
             tracing::error!(%reason, "the store stops accepting commits");
             *unavailable = Some(reason.to_owned());
+            self.fenced.store(fenced, Ordering::Release);
         }
         drop(unavailable);
         // What they wait for will never be durable: dropping their senders tells them.
         self.durable_waiters.lock().expect("lock poisoned").clear();
     }
 
+    /// Whether the store stopped because an append was refused before it wrote anything: the
+    /// durability stage stops at its first failed append, so then no commit it ever refused was made.
+    pub(crate) fn stopped_by_fence(&self) -> bool {
+        self.fenced.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.unavailable.read().expect("lock poisoned").is_some()
+    }
+
     pub(crate) fn unavailable_reason(&self) -> String {
         self.unavailable.read().expect("lock poisoned").clone().unwrap_or_else(|| "the store has shut down".to_owned())
     }
 
-    /// A read replica's counterpart of the durability stage: makes `snapshot`, the state after one
+    /// A read replica's counterpart of the publishing stage: makes `snapshot`, the state after one
     /// log group, the latest, then sends the group's records down the change stream, as the writer
-    /// did when it made the group durable.
+    /// did once the group was durable.
     pub(crate) fn publish_replicated(&self, snapshot: Snapshot, records: Vec<Arc<CommitRecord>>) {
         assert!(
             records.last().is_some_and(|last| last.ts == snapshot.ts()),
@@ -291,19 +318,41 @@ pub(crate) struct Committer {
     published: Arc<Published>,
 }
 
-/// The durability stage: owns the log and decides when to checkpoint.
+/// The durability stage: owns the log, appends each group and hands it to the publishing stage, so
+/// that the next group's append starts as soon as the previous one's fsync returns.
 struct Durability {
     log: Box<dyn Log>,
+    /// The newest timestamp the checkpointer made durable; the log before it can go.
+    checkpointed: Arc<AtomicU64>,
+    truncated_up_to: u64,
+    /// The last commit in the log.
+    appended_up_to: Timestamp,
+    published: Arc<Published>,
+}
+
+/// Why the durability stage stopped before its queue closed, and the accepted batches it did not
+/// append: their writers are told the store is unavailable.
+struct Failure {
+    reason: String,
+    /// The failed append was refused before it wrote anything (`AppendError::Fenced`).
+    fenced: bool,
+    refused: Vec<AcceptedBatch>,
+}
+
+/// The publishing stage: takes groups the log holds, makes their state the latest, sends their
+/// records down the change stream, acknowledges their writers, and decides when to checkpoint.
+struct Publisher {
     since_checkpoint: LatestVersions,
     commits_since_checkpoint: usize,
     bytes_since_checkpoint: usize,
     checkpoint_policy: CheckpointPolicy,
     /// At most one checkpoint is being written; while it is, versions keep collecting for the next.
     checkpoint_jobs: std::sync::mpsc::SyncSender<CheckpointJob>,
-    /// The newest timestamp the checkpointer made durable; the log before it can go.
-    checkpointed: Arc<AtomicU64>,
-    truncated_up_to: u64,
     checkpointer: std::thread::JoinHandle<()>,
+    /// Snapshots done with, for the reclaimer thread to drop (see `Publisher::reclaim`).
+    finished_snapshots: std::sync::mpsc::SyncSender<Vec<Snapshot>>,
+    /// The last commit made visible and acknowledged.
+    published_up_to: Timestamp,
     published: Arc<Published>,
 }
 
@@ -322,9 +371,11 @@ pub(crate) struct Durable {
     pub(crate) commits_since_checkpoint: usize,
 }
 
-/// Starts the committer, durability and checkpointer threads; they run until every request sender is
-/// gone, or until a write to disk fails: then the store stops accepting commits, since what is durable
-/// is no longer known. Returns the committer thread, which joins the others before it ends.
+/// Starts the committer, durability, publisher, checkpointer and reclaimer threads; they run until
+/// every request sender is gone, or until a write to disk fails: then the store stops accepting
+/// commits, since what is durable is no longer known. Returns the committer thread, which joins the
+/// durability stage (which joins the publisher, which joins the checkpointer) before it ends; the
+/// reclaimer only frees memory and ends once the publisher has.
 pub(crate) fn start(
     state: Snapshot,
     durable: Durable,
@@ -338,28 +389,41 @@ pub(crate) fn start(
         let (checkpoints, checkpointed, published) =
             (durable.checkpoints, Arc::clone(&checkpointed), Arc::clone(&published));
         std::thread::Builder::new()
-            .name("livebase-checkpoint".to_owned())
+            .name(CHECKPOINT_THREAD.to_owned())
             .spawn(move || write_checkpoints(checkpoints, jobs, &checkpointed, &published))?
     };
+    let (finished_snapshots, reclaimed) = std::sync::mpsc::sync_channel::<Vec<Snapshot>>(MAX_BATCHES_IN_FLIGHT);
+    // Ends when the publisher, the sender, does; nothing waits for it but the process.
+    std::thread::Builder::new().name(RECLAIM_THREAD.to_owned()).spawn(move || reclaimed.into_iter().for_each(drop))?;
     let bytes_since_checkpoint = durable.since_checkpoint.values().flatten().map(|bytes| bytes.len()).sum();
-    let durability = Durability {
-        log: durable.log,
+    let publisher = Publisher {
         since_checkpoint: durable.since_checkpoint,
         commits_since_checkpoint: durable.commits_since_checkpoint,
         bytes_since_checkpoint,
         checkpoint_policy,
         checkpoint_jobs,
+        checkpointer,
+        finished_snapshots,
+        published_up_to: state.ts(),
+        published: Arc::clone(&published),
+    };
+    let (groups, durable_groups) = std::sync::mpsc::sync_channel(MAX_GROUPS_AWAITING_PUBLISH);
+    let publisher =
+        std::thread::Builder::new().name(PUBLISH_THREAD.to_owned()).spawn(move || publisher.run(durable_groups))?;
+    let durability = Durability {
+        log: durable.log,
         checkpointed,
         truncated_up_to: 0,
-        checkpointer,
+        appended_up_to: state.ts(),
         published: Arc::clone(&published),
     };
     let committer =
         Committer { forgotten_up_to: state.ts(), state, write_log: VecDeque::new(), write_log_keys: 0, published };
     let (batches, accepted) = std::sync::mpsc::sync_channel(MAX_BATCHES_IN_FLIGHT);
-    let durability =
-        std::thread::Builder::new().name("livebase-durable".to_owned()).spawn(move || durability.run(accepted))?;
-    std::thread::Builder::new().name("livebase-committer".to_owned()).spawn(move || {
+    let durability = std::thread::Builder::new()
+        .name(DURABILITY_THREAD.to_owned())
+        .spawn(move || durability.run(accepted, groups, publisher))?;
+    std::thread::Builder::new().name(COMMITTER_THREAD.to_owned()).spawn(move || {
         committer.run(requests, batches);
         let _ = durability.join();
     })
@@ -399,7 +463,7 @@ impl Committer {
             }
             let Some(accepted) = self.accept(batch) else { continue };
             if let Err(std::sync::mpsc::SendError(rejected)) = batches.send(accepted) {
-                // The durability thread stopped after a failed write; so does the committer.
+                // The durability thread stopped after a failure; so does the committer.
                 let reason = self.published.unavailable_reason();
                 for commit in rejected.commits {
                     let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone()).into()));
@@ -502,62 +566,147 @@ impl Committer {
 }
 
 impl Durability {
-    fn run(mut self, accepted: std::sync::mpsc::Receiver<AcceptedBatch>) {
-        while let Ok(first) = accepted.recv() {
-            // Groups that queued while the previous append was on disk share one append.
-            let mut batches = vec![first];
-            batches.extend(accepted.try_iter().take(MAX_BATCHES_IN_FLIGHT));
-            if let Err(reason) = self.make_durable(batches) {
-                self.published.stop_accepting(&reason);
-                for batch in accepted.try_iter() {
-                    for commit in batch.commits {
-                        let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone()).into()));
-                    }
+    fn run(
+        mut self,
+        accepted: std::sync::mpsc::Receiver<AcceptedBatch>,
+        groups: std::sync::mpsc::SyncSender<Vec<AcceptedBatch>>,
+        publisher: std::thread::JoinHandle<Publisher>,
+    ) {
+        let failure = self.append_until_stopped(&accepted, &groups).err();
+        // What the log holds is durable: its writers hear so, and readers see it, before anything
+        // else happens (stopping the store after a failure would tell those waiting for it otherwise).
+        drop(groups);
+        let publisher = publisher.join().map_err(|_| Failure {
+            reason: "the publishing thread panicked".to_owned(),
+            fenced: false,
+            refused: Vec::new(),
+        });
+        let publisher = match (failure, publisher) {
+            (None, Ok(publisher)) => publisher,
+            (Some(failure), _) | (None, Err(failure)) => {
+                // Before any writer hears of its refused commit, so that it also finds out why.
+                self.published.stop_accepting(&failure.reason, failure.fenced);
+                for commit in failure.refused.into_iter().chain(accepted.try_iter()).flat_map(|batch| batch.commits) {
+                    let _ = commit.reply.send(Err(CommitError::Unavailable(failure.reason.clone()).into()));
                 }
                 return;
             }
-        }
-        // Shutting down: checkpoint what is left so the next start replays little, wait for the
-        // checkpointer, and drop the log it covers.
-        if self.commits_since_checkpoint > 0 {
-            let job =
-                CheckpointJob { ts: self.published.latest().ts(), latest: std::mem::take(&mut self.since_checkpoint) };
-            let _ = self.checkpoint_jobs.send(job);
-        }
-        drop(self.checkpoint_jobs);
-        let _ = self.checkpointer.join();
+        };
+        // Shutting down: checkpoint what is left so the next start replays little, and drop the log
+        // it covers.
+        publisher.finish(self.appended_up_to);
         let checkpointed = Timestamp::from_nanos(self.checkpointed.load(Ordering::Acquire));
         if let Err(reason) = self.log.truncate(checkpointed) {
             tracing::warn!(%reason, "truncating the log at shutdown failed; the next start skips what it holds");
         }
     }
 
-    fn make_durable(&mut self, batches: Vec<AcceptedBatch>) -> Result<(), String> {
+    /// Appends groups until the committer stops sending them (`Ok`) or something fails.
+    fn append_until_stopped(
+        &mut self,
+        accepted: &std::sync::mpsc::Receiver<AcceptedBatch>,
+        groups: &std::sync::mpsc::SyncSender<Vec<AcceptedBatch>>,
+    ) -> Result<(), Failure> {
+        // A batch that would have made the group too big: it starts the next one.
+        let mut carried = None;
+        while let Some(first) = carried.take().or_else(|| accepted.recv().ok()) {
+            // Batches that queued while the previous append was on disk share one append.
+            let mut commit_count = first.commits.len();
+            let mut batches = vec![first];
+            for batch in accepted.try_iter() {
+                if commit_count + batch.commits.len() > MAX_COMMITS_PER_GROUP {
+                    carried = Some(batch);
+                    break;
+                }
+                commit_count += batch.commits.len();
+                batches.push(batch);
+            }
+            let mut refuse = |reason: String, fenced: bool, mut refused: Vec<AcceptedBatch>| {
+                refused.extend(carried.take());
+                Err(Failure { reason, fenced, refused })
+            };
+            // The publisher stops the store when checkpoints fail; nothing more is appended then.
+            if self.published.is_stopped() {
+                return refuse(self.published.unavailable_reason(), false, batches);
+            }
+            if let Err(error) = self.append(&batches) {
+                let fenced = matches!(error, AppendError::Fenced(_));
+                return refuse(error.reason().to_owned(), fenced, batches);
+            }
+            // Only a panicked publisher closes its queue early; these commits are durable, but no
+            // one can tell their writers.
+            if let Err(std::sync::mpsc::SendError(batches)) = groups.send(batches) {
+                return refuse("the publishing thread stopped".to_owned(), false, batches);
+            }
+            if let Err(reason) = self.truncate_checkpointed() {
+                return refuse(reason, false, Vec::new());
+            }
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, batches: &[AcceptedBatch]) -> Result<(), AppendError> {
         let commits: Vec<(Timestamp, &[StoredWrite])> = batches
             .iter()
             .flat_map(|batch| batch.commits.iter().map(|commit| (commit.record.ts, commit.stored.as_slice())))
             .collect();
-        let count = commits.len() as u64;
-        if let Err(reason) = self.log.append(&commits) {
-            for commit in batches.into_iter().flat_map(|batch| batch.commits) {
-                let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone()).into()));
-            }
-            return Err(reason);
+        assert!(commits.len() <= MAX_COMMITS_PER_GROUP, "a log group holds at most MAX_COMMITS_PER_GROUP commits");
+        assert!(commits[0].0 > self.appended_up_to, "timestamps increase from group to group");
+        self.log.append(&commits)?;
+        self.appended_up_to = commits[commits.len() - 1].0;
+        self.published.batches.fetch_add(1, Ordering::Relaxed);
+        self.published.commits.fetch_add(commits.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Drops the log a finished checkpoint covers.
+    fn truncate_checkpointed(&mut self) -> Result<(), String> {
+        let checkpointed = self.checkpointed.load(Ordering::Acquire);
+        if checkpointed > self.truncated_up_to {
+            self.log.truncate(Timestamp::from_nanos(checkpointed))?;
+            self.truncated_up_to = checkpointed;
         }
+        Ok(())
+    }
+}
+
+impl Publisher {
+    /// Publishes groups until the durability stage closes the queue; returns itself for `finish`.
+    fn run(mut self, groups: std::sync::mpsc::Receiver<Vec<AcceptedBatch>>) -> Publisher {
+        while let Ok(mut batches) = groups.recv() {
+            // Groups that became durable while the previous one was being published go out together.
+            batches.extend(groups.try_iter().flatten());
+            self.publish(batches);
+        }
+        self
+    }
+
+    fn publish(&mut self, batches: Vec<AcceptedBatch>) {
         let snapshot = batches.last().expect("at least one batch").snapshot.clone();
         let ts = snapshot.ts();
+        assert!(ts > self.published_up_to, "groups are published in commit order");
         let evicted = self.published.publish(snapshot);
-        self.published.batches.fetch_add(1, Ordering::Relaxed);
-        self.published.commits.fetch_add(count, Ordering::Relaxed);
+        self.published_up_to = ts;
         let mut finished = Vec::with_capacity(batches.len() + 1);
         finished.extend(evicted);
         for batch in batches {
             finished.push(batch.snapshot);
             self.acknowledge(batch.commits);
         }
-        // Old snapshots are freed only once every writer of the group has its answer.
-        drop(finished);
-        self.maybe_checkpoint(ts)
+        self.reclaim(finished);
+        if let Err(reason) = self.maybe_checkpoint(ts) {
+            // The durability stage sees it before its next append and stops.
+            self.published.stop_accepting(&reason, false);
+        }
+    }
+
+    /// Drops snapshots no one reads any more, after every writer of the group has its answer.
+    /// Freeing the B-tree nodes only they held costs about what copying them did, so the reclaimer
+    /// thread does it while this stage publishes the next group; when it is `MAX_BATCHES_IN_FLIGHT`
+    /// groups behind, this stage frees them itself (the returned error owns them), which bounds the
+    /// memory waiting to be freed.
+    fn reclaim(&self, snapshots: Vec<Snapshot>) {
+        let _ = self.finished_snapshots.try_send(snapshots);
     }
 
     fn acknowledge(&mut self, commits: Vec<AcceptedCommit>) {
@@ -577,11 +726,6 @@ impl Durability {
     }
 
     fn maybe_checkpoint(&mut self, ts: Timestamp) -> Result<(), String> {
-        let checkpointed = self.checkpointed.load(Ordering::Acquire);
-        if checkpointed > self.truncated_up_to {
-            self.log.truncate(Timestamp::from_nanos(checkpointed))?;
-            self.truncated_up_to = checkpointed;
-        }
         if self.commits_since_checkpoint < self.checkpoint_policy.after_commits
             && self.bytes_since_checkpoint < self.checkpoint_policy.after_bytes
         {
@@ -602,5 +746,17 @@ impl Durability {
             }
         }
         Ok(())
+    }
+
+    /// At shutdown, once every appended group is published: checkpoints what the last checkpoint
+    /// misses, at the last published commit, and waits for the checkpointer.
+    fn finish(mut self, appended_up_to: Timestamp) {
+        assert_eq!(self.published_up_to, appended_up_to, "everything appended was published");
+        if self.commits_since_checkpoint > 0 {
+            let job = CheckpointJob { ts: self.published_up_to, latest: std::mem::take(&mut self.since_checkpoint) };
+            let _ = self.checkpoint_jobs.send(job);
+        }
+        drop(self.checkpoint_jobs);
+        let _ = self.checkpointer.join();
     }
 }

@@ -22,7 +22,10 @@ mod store;
 mod timestamp;
 mod transaction;
 
-pub use committer::{CommitRecord, DocumentChange, StoreStats};
+pub use committer::{
+    CHECKPOINT_THREAD, COMMITTER_THREAD, CommitRecord, DURABILITY_THREAD, DocumentChange, PUBLISH_THREAD,
+    RECLAIM_THREAD, StoreStats,
+};
 pub use document::{CREATION_TIME_FIELD, Document, ID_FIELD};
 pub use error::{CommitError, OpenError, TransactionError};
 pub use index::{

@@ -15,11 +15,19 @@ pub const MAX_READ_SET_INTERVALS: usize = 4_096;
 /// Commits waiting for the committer. Writers past this wait (back-pressure) instead of queueing
 /// without bound.
 pub const COMMIT_QUEUE_CAPACITY: usize = 4_096;
-/// Commits made durable by one fsync at most. Bounds the latency of one group commit.
+/// Commits the committer validates and hands on as one batch at most.
 pub const MAX_COMMITS_PER_BATCH: usize = 1_024;
-/// Groups of accepted commits waiting for the disk. The committer validates the next group while
-/// one is being written; past this many it waits.
+/// Batches of accepted commits waiting for the disk. The committer validates the next batches while
+/// a group is being written; past this many it waits.
 pub const MAX_BATCHES_IN_FLIGHT: usize = 4;
+/// Commits in one log group (one append, one fsync) at most: bounds the latency of one group commit;
+/// the durability stage merges queued batches only up to this, and recovery rejects a bigger group as
+/// corrupt (so, since logs hold groups this big, it must never shrink).
+pub const MAX_COMMITS_PER_GROUP: usize = 4_096;
+const _: () = assert!(MAX_COMMITS_PER_BATCH <= MAX_COMMITS_PER_GROUP, "a batch fits in one group");
+/// Durable groups waiting for the publisher (which makes them visible and acknowledges them). The
+/// durability stage appends the next group while the publisher works; past this many it waits.
+pub const MAX_GROUPS_AWAITING_PUBLISH: usize = 4;
 /// Index keys kept in the committer's log of recent writes, used to check read sets (the log also
 /// keeps the commits' documents alive). A transaction that began before the oldest retained write
 /// fails with `CommitError::TooOld` and is retried.

@@ -56,10 +56,28 @@ pub(crate) struct Recovered {
 /// Where commits go to become durable. SQLite is the embedded default; other databases implement the
 /// same contract: `append` returns only once the commits survive a crash, and it is all or nothing.
 pub(crate) trait Log: Send + 'static {
-    fn append(&mut self, commits: &[(Timestamp, &[StoredWrite])]) -> Result<(), String>;
+    fn append(&mut self, commits: &[(Timestamp, &[StoredWrite])]) -> Result<(), AppendError>;
     /// Forgets groups whose last commit is at or before `ts` (they are in a checkpoint): all of them,
     /// or (PostgreSQL) all but those read replicas still need.
     fn truncate(&mut self, ts: Timestamp) -> Result<(), String>;
+}
+
+/// Why an append to the log failed. The two differ in what a caller may do with the refused commits.
+#[derive(Debug)]
+pub(crate) enum AppendError {
+    /// Refused before anything was written (PostgreSQL: this writer lost its lease): none of the
+    /// group committed, so its commits may run again on the writer that holds the lease now.
+    Fenced(String),
+    /// Failed on the way: whether the group reached the log is unknown.
+    Failed(String),
+}
+
+impl AppendError {
+    pub(crate) fn reason(&self) -> &str {
+        match self {
+            AppendError::Fenced(reason) | AppendError::Failed(reason) => reason,
+        }
+    }
 }
 
 /// Where checkpoints go.
@@ -187,13 +205,15 @@ fn push_log_entry(
 }
 
 impl Log for SqliteLog {
-    fn append(&mut self, commits: &[(Timestamp, &[StoredWrite])]) -> Result<(), String> {
+    fn append(&mut self, commits: &[(Timestamp, &[StoredWrite])]) -> Result<(), AppendError> {
         let (last_ts, _) = commits.last().expect("groups are not empty");
         self.connection
             .prepare_cached("INSERT INTO log (ts, entry) VALUES (?1, ?2)")
             .and_then(|mut insert| insert.execute(params![timestamp_to_sql(*last_ts), encode_group(commits)]))
             .map(drop)
-            .map_err(|error| format!("appending {} commits to the log failed: {error}", commits.len()))
+            .map_err(|error| {
+                AppendError::Failed(format!("appending {} commits to the log failed: {error}", commits.len()))
+            })
     }
 
     fn truncate(&mut self, ts: Timestamp) -> Result<(), String> {
@@ -297,9 +317,7 @@ fn decode_group(mut entry: &[u8]) -> Result<Vec<(Timestamp, Vec<StoredWrite>)>, 
         Ok(u32::from_le_bytes(take(entry, 4)?.try_into().expect("took 4 bytes")))
     }
     let commit_count = take_u32(&mut entry)?;
-    if commit_count == 0
-        || commit_count as usize > crate::limits::MAX_COMMITS_PER_BATCH * crate::limits::MAX_BATCHES_IN_FLIGHT
-    {
+    if commit_count == 0 || commit_count as usize > crate::limits::MAX_COMMITS_PER_GROUP {
         return Err(format!("{commit_count} commits in one group"));
     }
     let mut commits = Vec::with_capacity(commit_count as usize);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use livebase_value::{DocumentId, FieldPath, IdTableResolver, TableNumber, Validator, Value};
 
 use crate::Timestamp;
-use crate::btree::CountedTree;
+use crate::btree::{CountedTree, Key};
 use crate::document::Document;
 use crate::index::{BY_CREATION_TIME, BY_ID, IndexKind, id_key, index_prefix};
 
@@ -190,24 +190,46 @@ impl Snapshot {
         }
         let table =
             self.tables.get_mut(&id.table()).unwrap_or_else(|| panic!("write to {id} in a table that does not exist"));
-        let old = table.get(id).cloned();
         let mut touched = keys;
-        for index in &mut table.indexes {
-            if let Some(old) = &old {
-                let key = index.kind.key(old);
-                let removed = index.entries.remove(key.as_slice());
-                assert!(removed.is_some(), "index {} lost the entry of {id}", index.name);
-                if let Some(keys) = touched.as_deref_mut() {
-                    keys.push([&index.prefix[..], &key].concat());
-                }
+        let global = |prefix: &[u8], key: &[u8]| [prefix, key].concat();
+        // `by_id` first: putting the new version there (or taking the id out) hands back the old
+        // version, so finding it costs no lookup of its own.
+        let (by_id, indexes) = table.indexes.split_first_mut().expect("every table has by_id");
+        let id_key: Key = match &new {
+            Some(new) => by_id.kind.key(new).into(),
+            None => id_key(id).into(),
+        };
+        let old = match &new {
+            Some(new) => by_id.entries.insert(Arc::clone(&id_key), Arc::clone(new)),
+            None => by_id.entries.remove(&id_key),
+        };
+        if let Some(keys) = touched.as_deref_mut()
+            && (old.is_some() || new.is_some())
+        {
+            keys.push(global(&by_id.prefix, &id_key));
+        }
+        for index in indexes {
+            let old_key = old.as_ref().map(|old| index.kind.key(old));
+            let new_key = new.as_ref().map(|new| index.kind.key(new));
+            if let Some(keys) = touched.as_deref_mut() {
+                keys.extend(old_key.iter().chain(&new_key).map(|key| global(&index.prefix, key)));
             }
-            if let Some(new) = &new {
-                let key = index.kind.key(new);
-                if let Some(keys) = touched.as_deref_mut() {
-                    keys.push([&index.prefix[..], &key].concat());
+            match (old_key, &new) {
+                // The indexed fields did not change: one pass down the tree replaces the entry.
+                (Some(old_key), Some(new)) if new_key.as_ref() == Some(&old_key) => {
+                    let replaced = index.entries.insert(old_key.into(), Arc::clone(new));
+                    assert!(replaced.is_some(), "index {} lost the entry of {id}", index.name);
                 }
-                let replaced = index.entries.insert(key.into(), Arc::clone(new));
-                assert!(replaced.is_none(), "index {} has two documents under one key", index.name);
+                (old_key, new) => {
+                    if let Some(old_key) = old_key {
+                        let removed = index.entries.remove(&old_key);
+                        assert!(removed.is_some(), "index {} lost the entry of {id}", index.name);
+                    }
+                    if let (Some(new_key), Some(new)) = (new_key, new) {
+                        let replaced = index.entries.insert(new_key.into(), Arc::clone(new));
+                        assert!(replaced.is_none(), "index {} has two documents under one key", index.name);
+                    }
+                }
             }
         }
         match id.table().get() {

@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -95,6 +96,8 @@ struct StoreInner {
     secret: [u8; 32],
     /// A read replica's follower; `None` on the writer. Dropped after the committer is joined.
     replica: Option<Replica>,
+    /// A PostgreSQL writer's lease renewer's finding that the lease is lost (set for good).
+    lease_lost: Option<Arc<AtomicBool>>,
     /// A data directory's lock, held for the store's life so no second process opens the directory.
     _lock: Option<File>,
 }
@@ -115,19 +118,21 @@ impl Store {
     pub fn open(config: StoreConfig) -> Result<Store, OpenError> {
         let storage = &config.storage;
         let io_error = |source| OpenError::Io { path: storage.to_string(), source };
-        let (log, checkpoints, recovered, lock): (Box<dyn Log>, Box<dyn Checkpoints>, Recovered, _) = match storage {
-            Storage::Directory(directory) => {
-                std::fs::create_dir_all(directory).map_err(io_error)?;
-                let lock = lock_directory(directory)?;
-                let (log, checkpoints, recovered) = persistence::open_sqlite(directory)?;
-                (Box::new(log), Box::new(checkpoints), recovered, Some(lock))
-            }
-            Storage::Postgres(postgres) => {
-                let (log, checkpoints, recovered) = persistence::open_postgres(postgres)?;
-                (Box::new(log), Box::new(checkpoints), recovered, None)
-            }
-            Storage::PostgresReplica(postgres) => return Store::open_replica(postgres),
-        };
+        let (log, checkpoints, recovered, lock, lease_lost): (Box<dyn Log>, Box<dyn Checkpoints>, Recovered, _, _) =
+            match storage {
+                Storage::Directory(directory) => {
+                    std::fs::create_dir_all(directory).map_err(io_error)?;
+                    let lock = lock_directory(directory)?;
+                    let (log, checkpoints, recovered) = persistence::open_sqlite(directory)?;
+                    (Box::new(log), Box::new(checkpoints), recovered, Some(lock), None)
+                }
+                Storage::Postgres(postgres) => {
+                    let (log, checkpoints, recovered) = persistence::open_postgres(postgres)?;
+                    let lease_lost = Some(log.lease_lost_flag());
+                    (Box::new(log), Box::new(checkpoints), recovered, None, lease_lost)
+                }
+                Storage::PostgresReplica(postgres) => return Store::open_replica(postgres),
+            };
         let (snapshot, since_checkpoint) = load(&recovered)?;
         let published = Arc::new(Published::new(snapshot.clone()));
         let policy = CheckpointPolicy {
@@ -146,6 +151,7 @@ impl Store {
                 committer: Mutex::new(Some(committer)),
                 secret: recovered.secret,
                 replica: None,
+                lease_lost,
                 _lock: lock,
             }),
         })
@@ -164,6 +170,7 @@ impl Store {
                 committer: Mutex::new(None),
                 secret: recovered.secret,
                 replica: Some(replica),
+                lease_lost: None,
                 _lock: None,
             }),
         })
@@ -173,6 +180,24 @@ impl Store {
     /// (`CommitError::ReadOnlyReplica`); reads and subscriptions work as on the writer.
     pub fn is_replica(&self) -> bool {
         self.inner.replica.is_some()
+    }
+
+    /// Whether this PostgreSQL writer knows it lost its lease (another writer may have taken over):
+    /// its lease renewer found it so, or an append was refused for it. It commits nothing more, ever;
+    /// calls meant for the writer belong on the one holding the lease now. Always `false` on other
+    /// stores.
+    pub fn lost_lease(&self) -> bool {
+        let renewer_found = self.inner.lease_lost.as_ref().is_some_and(|lost| lost.load(Ordering::Acquire));
+        renewer_found || self.inner.published.stopped_by_fence()
+    }
+
+    /// Whether this store stopped because the fence refused an append (a PostgreSQL writer that lost
+    /// its lease). Then none of the commits it ever refused was made: the store stops at its first
+    /// failed append, and that one wrote nothing. So a call whose commit this store refused may run
+    /// again on the new writer without committing twice. `false` while the store runs, and after a
+    /// failure that may have written (a lost connection mid-append).
+    pub fn stopped_by_fence(&self) -> bool {
+        self.inner.published.stopped_by_fence()
     }
 
     /// On a read replica, the API URL the writer advertised with its lease

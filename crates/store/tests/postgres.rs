@@ -46,10 +46,16 @@ fn a_writer_that_lost_its_lease_commits_nothing_after_the_takeover() {
     expire_lease(&db);
     let new = db.open();
     assert_eq!(int(&new.snapshot().get(kept).unwrap(), "n"), 1, "the new writer recovered the old one's commits");
+    assert!(!old.stopped_by_fence(), "nothing was refused yet");
 
     let error = old.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(2))]))).unwrap_err();
     let CommitError::Unavailable(reason) = &error else { panic!("the old writer is fenced: {error}") };
     assert!(reason.contains("lost its PostgreSQL lease (epoch 1)") && reason.contains("epoch 2"), "{reason}");
+    assert!(
+        old.lost_lease() && old.stopped_by_fence(),
+        "the old writer knows, and that the refused commit wrote nothing"
+    );
+    assert!(!new.lost_lease() && !new.stopped_by_fence());
     let error = old.transact_blocking(|tx| tx.insert("items", object(&[]))).unwrap_err();
     assert!(matches!(error, CommitError::Unavailable(_)), "and stays stopped: {error}");
 
@@ -136,6 +142,31 @@ fn damaged_data_fails_to_open_with_a_clear_error() {
         let error = Store::open(db.config()).err().expect("damaged data is refused").to_string();
         assert!(error.contains("corrupt") && error.contains(expected), "{statement}: {error}");
     }
+}
+
+#[test]
+fn a_writer_learns_from_its_renewer_that_it_lost_the_lease_before_it_commits_again() {
+    let Some(db) = TestDb::postgres() else { return };
+    let short = PostgresConfig { lease_ttl: Duration::from_secs(1), ..postgres_config(&db) };
+    let store = Store::open(StoreConfig::postgres(short)).unwrap();
+    assert!(!store.lost_lease());
+    expire_lease(&db);
+    // The renewer finds out at its next attempt (every quarter TTL); waited for boundedly.
+    let mut lost = false;
+    for _ in 0..300 {
+        if store.lost_lease() {
+            lost = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(lost, "the renewer notices the expired lease");
+    assert!(!store.stopped_by_fence(), "no commit was refused yet");
+    let error = store.transact_blocking(|tx| tx.insert("items", object(&[]))).unwrap_err();
+    assert!(matches!(error, CommitError::Unavailable(_)), "{error}");
+    assert!(store.stopped_by_fence(), "refused before anything was written");
+    drop(store);
+    assert_eq!(db.open().snapshot().document_count("items"), 0);
 }
 
 #[test]

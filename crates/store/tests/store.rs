@@ -321,6 +321,32 @@ fn checkpoints_fold_the_log_and_recovery_combines_both(db: TestDb) {
     assert!(next > ts, "timestamps keep increasing across restarts");
 }
 
+/// Commits whose callers stopped waiting still pass every stage of the pipeline when the store shuts
+/// down, and the final checkpoint is at the last of them: it covers the whole log, and only commits
+/// it holds the versions of.
+fn commits_left_in_the_pipeline_at_shutdown_are_all_checkpointed(db: TestDb) {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    const COMMITS: i64 = 500;
+    let store = db.open();
+    // The table exists before the commits begin, so none of them conflicts with its creation.
+    let (first, _) = store.transact_blocking(|tx| tx.insert("items", object(&[]))).unwrap();
+    let mut context = Context::from_waker(Waker::noop());
+    let mut expected = std::collections::BTreeSet::from([first]);
+    for n in 0..COMMITS {
+        let mut transaction = store.begin();
+        expected.insert(transaction.insert("items", object(&[("n", Value::Int64(n))])).unwrap());
+        // One poll queues the commit; dropping the future stops the waiting, not the commit.
+        let polled = std::pin::pin!(store.commit(transaction)).poll(&mut context);
+        assert!(!matches!(polled, std::task::Poll::Ready(Err(_))), "{polled:?}");
+    }
+    drop(store);
+    assert_eq!(db.log_rows(), 0, "the final checkpoint covers every group appended");
+    let snapshot = db.open().snapshot();
+    let ids: std::collections::BTreeSet<_> = snapshot.documents("items").iter().map(|document| document.id()).collect();
+    assert_eq!(ids, expected, "every queued commit was made durable and checkpointed");
+}
+
 fn the_instance_secret_is_random_and_kept_with_the_data(db: TestDb) {
     let secret = *db.open().secret();
     assert_eq!(*db.open().secret(), secret, "reopening keeps the secret");
@@ -529,6 +555,7 @@ common::on_both_backends!(
     per_transaction_limits_are_enforced_at_the_boundary,
     change_stream_publishes_commits_in_order_with_old_and_new,
     checkpoints_fold_the_log_and_recovery_combines_both,
+    commits_left_in_the_pipeline_at_shutdown_are_all_checkpointed,
     the_instance_secret_is_random_and_kept_with_the_data,
     a_transaction_older_than_the_write_log_fails_as_too_old_and_is_retryable,
     bytes_read_and_written_per_transaction_are_limited,

@@ -43,7 +43,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, IsolationLevel, NoTls};
 
 use super::{
-    Checkpoints, FORMAT_VERSION, LatestVersions, Log, Recovered, StoredWrite, document_id, encode_group,
+    AppendError, Checkpoints, FORMAT_VERSION, LatestVersions, Log, Recovered, StoredWrite, document_id, encode_group,
     push_log_entry, timestamp_from_sql, timestamp_to_sql,
 };
 use crate::Timestamp;
@@ -471,11 +471,11 @@ fn lease_lost(client: &mut Client, epoch: i64, writing: &str) -> String {
 }
 
 impl Log for PostgresLog {
-    fn append(&mut self, commits: &[(Timestamp, &[StoredWrite])]) -> Result<(), String> {
+    fn append(&mut self, commits: &[(Timestamp, &[StoredWrite])]) -> Result<(), AppendError> {
         let writing = format!("appending {} commits to the log", commits.len());
         if self.lease.lost() {
             // Described afresh: who holds the lease may have changed since the renewer noticed.
-            return Err(lease_lost(&mut self.client, self.epoch, &writing));
+            return Err(AppendError::Fenced(lease_lost(&mut self.client, self.epoch, &writing)));
         }
         let (last_ts, _) = commits.last().expect("groups are not empty");
         // The notification goes out when (and only if) the insert commits, in the same statement.
@@ -488,9 +488,9 @@ impl Log for PostgresLog {
                 )),
                 &[&self.epoch, &timestamp_to_sql(*last_ts), &encode_group(commits), &self.schema],
             )
-            .map_err(|error| format!("{writing} failed: {}", describe(&error)))?;
+            .map_err(|error| AppendError::Failed(format!("{writing} failed: {}", describe(&error))))?;
         if inserted.is_empty() {
-            return Err(lease_lost(&mut self.client, self.epoch, &writing));
+            return Err(AppendError::Fenced(lease_lost(&mut self.client, self.epoch, &writing)));
         }
         Ok(())
     }
@@ -687,6 +687,14 @@ impl LeaseKeeper {
 
     fn lost(&self) -> bool {
         self.lost.load(Ordering::Acquire)
+    }
+}
+
+impl PostgresLog {
+    /// Set (for good) once the lease renewer finds the lease lost; from then on every append is
+    /// refused before it writes.
+    pub(crate) fn lease_lost_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.lease.lost)
     }
 }
 
