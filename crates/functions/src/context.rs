@@ -16,8 +16,10 @@ use livebase_value::{DocumentId, Object, Value};
 use crate::env;
 use crate::error::FunctionError;
 use crate::fetch::{HttpRequest, HttpResponse};
+use crate::limits::MAX_NESTED_CALL_DEPTH;
 use crate::log::{LogCollector, LogLevel};
-use crate::runtime::{Caller, RunOnce, Runtime, now_millis};
+use crate::registry::{FunctionKind, Handler};
+use crate::runtime::{Caller, RunOnce, Runtime, catch_panic, check_returns, now_millis};
 use crate::scheduler::{self, check_scheduled_count};
 
 /// Who is calling.
@@ -177,12 +179,81 @@ pub struct FunctionCtx<'a> {
     now: f64,
     logs: LogCollector,
     jobs_scheduled: usize,
+    /// Finds the functions `run_query` and `run_mutation` call.
+    runtime: &'a Runtime,
+    /// Calls around this one, itself included (1 for a call from outside).
+    depth: usize,
+    /// The first error of a nested mutation: its writes may be half done in the shared transaction,
+    /// so the whole call fails with it, even when the caller caught it.
+    nested_failure: Option<FunctionError>,
 }
 
 impl<'a> FunctionCtx<'a> {
-    pub(crate) fn new(db: Database<'a>, identity: &'a Identity, now: f64) -> FunctionCtx<'a> {
-        let identity_read = Cell::new(false);
-        FunctionCtx { db, identity, identity_read, now, logs: LogCollector::default(), jobs_scheduled: 0 }
+    pub(crate) fn new(db: Database<'a>, identity: &'a Identity, now: f64, runtime: &'a Runtime) -> FunctionCtx<'a> {
+        FunctionCtx {
+            db,
+            identity,
+            identity_read: Cell::new(false),
+            now,
+            logs: LogCollector::default(),
+            jobs_scheduled: 0,
+            runtime,
+            depth: 1,
+            nested_failure: None,
+        }
+    }
+
+    /// Runs the query at `path` (public or internal) inside this call's transaction (Convex's
+    /// `ctx.runQuery` in a query or mutation): its arguments and result are validated, what it reads
+    /// joins this call's read set and its log lines this call's. Calls nest at most
+    /// `MAX_NESTED_CALL_DEPTH` deep.
+    pub fn run_query(&mut self, path: &str, args: Object) -> Result<Value, FunctionError> {
+        self.run_nested(path, FunctionKind::Query, args)
+    }
+
+    /// Runs the mutation at `path` inside this mutation's transaction (`ctx.runMutation`): its writes
+    /// commit with the caller's, or not at all. There are no sub-transactions: when the nested
+    /// mutation fails, the whole call fails with its error, even if the caller catches it.
+    pub fn run_mutation(&mut self, path: &str, args: Object) -> Result<Value, FunctionError> {
+        self.db.check_writable("ctx.runMutation")?;
+        let result = self.run_nested(path, FunctionKind::Mutation, args);
+        if let Err(error) = &result {
+            self.nested_failure.get_or_insert_with(|| error.clone());
+        }
+        result
+    }
+
+    fn run_nested(&mut self, path: &str, kind: FunctionKind, args: Object) -> Result<Value, FunctionError> {
+        if self.depth >= MAX_NESTED_CALL_DEPTH {
+            return Err(FunctionError::failed(format!(
+                "Queries and mutations may call one another at most {MAX_NESTED_CALL_DEPTH} deep \
+                 (MAX_NESTED_CALL_DEPTH): a function called itself without end?"
+            )));
+        }
+        let caller = Caller::outside(self.identity).nested();
+        let (function, args) = self.runtime.prepare(path, kind, &caller, args, &*self.db.tx)?;
+        let (Handler::Query(handler) | Handler::Mutation(handler)) = &function.handler else {
+            unreachable!("prepare checked the kind")
+        };
+        let database = Database::new(&mut *self.db.tx, &mut *self.db.journal, kind == FunctionKind::Mutation);
+        let mut nested = FunctionCtx::new(database, self.identity, self.now, self.runtime);
+        nested.depth = self.depth + 1;
+        nested.jobs_scheduled = self.jobs_scheduled;
+        let result = catch_panic(&function.path, || handler(&mut nested, args));
+        self.jobs_scheduled = nested.jobs_scheduled;
+        if nested.identity_read() {
+            self.identity_read.set(true);
+        }
+        if let Some(failure) = nested.nested_failure.take() {
+            self.nested_failure.get_or_insert(failure);
+        }
+        self.logs.extend(nested.into_logs().finish());
+        result.and_then(|value| check_returns(&function, value, &*self.db.tx))
+    }
+
+    /// The error of a nested mutation that failed, which the whole call fails with.
+    pub(crate) fn take_nested_failure(&mut self) -> Option<FunctionError> {
+        self.nested_failure.take()
     }
 
     /// Schedules and cancels jobs in this call's transaction: they exist only if the mutation commits.
@@ -194,6 +265,12 @@ impl<'a> FunctionCtx<'a> {
     /// re-runs when environment variables change.
     pub fn env(&mut self, name: &str) -> Result<Option<String>, FunctionError> {
         Ok(env::get(self.db.tx, name)?)
+    }
+
+    /// Every environment variable of the deployment, by name (`Object.keys(process.env)`), recorded as
+    /// [`FunctionCtx::env`] records its read.
+    pub fn env_vars(&mut self) -> Result<BTreeMap<String, String>, FunctionError> {
+        Ok(env::list(self.db.tx)?)
     }
 
     pub fn db(&mut self) -> &mut Database<'a> {
@@ -279,6 +356,11 @@ impl ActionCtx {
     /// An environment variable of the deployment (`process.env`), as of the latest commit.
     pub fn env(&self, name: &str) -> Result<Option<String>, FunctionError> {
         self.runtime.get_env(name)
+    }
+
+    /// Every environment variable of the deployment, by name, as of the latest commit.
+    pub fn env_vars(&self) -> Result<BTreeMap<String, String>, FunctionError> {
+        self.runtime.list_env()
     }
 
     pub fn auth(&self) -> Auth<'_> {

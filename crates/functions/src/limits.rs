@@ -18,6 +18,11 @@ pub const MAX_LOG_LINE_BYTES: usize = 4_096;
 /// one. Bounds runaway recursion, which would otherwise grow without end: every level is a task.
 pub const MAX_ACTION_DEPTH: usize = 8;
 
+/// Queries and mutations nested inside one another through `FunctionCtx::run_query` and `run_mutation`
+/// (Convex's `ctx.runQuery` / `ctx.runMutation` inside a query or mutation), counting the outermost
+/// one. Bounds runaway recursion: every level is a handler on the calling thread's stack.
+pub const MAX_NESTED_CALL_DEPTH: usize = 8;
+
 /// Jobs one mutation or action may schedule (Convex: 1,000). Bounds how much one call can enqueue.
 pub const MAX_JOBS_SCHEDULED_PER_CALL: usize = 1_000;
 

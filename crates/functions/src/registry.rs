@@ -133,7 +133,7 @@ impl Registered {
 /// Every function of an app, by path, its crons, by name, and its HTTP routes.
 #[derive(Default)]
 pub struct Registry {
-    functions: BTreeMap<FunctionPath, Registered>,
+    functions: BTreeMap<FunctionPath, Arc<Registered>>,
     crons: BTreeMap<String, Cron>,
     http: HttpRouter,
 }
@@ -155,7 +155,7 @@ impl Registry {
             return Err(RegistryError::Duplicate(path));
         }
         let registered = Registered { path: path.clone(), visibility, args, returns, handler };
-        self.functions.insert(path, registered);
+        self.functions.insert(path, Arc::new(registered));
         Ok(self)
     }
 
@@ -198,7 +198,7 @@ impl Registry {
         &self.crons
     }
 
-    pub(crate) fn get(&self, path: &FunctionPath) -> Option<&Registered> {
+    pub(crate) fn get(&self, path: &FunctionPath) -> Option<&Arc<Registered>> {
         self.functions.get(path)
     }
 }

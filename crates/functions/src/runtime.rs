@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use livebase_query::{CursorKey, Journal};
 use livebase_store::limits::MAX_RETAINED_SNAPSHOTS;
 use livebase_store::{ReadSet, Store, Timestamp};
 use livebase_value::{DocumentId, IdTableResolver, Object, Value};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, watch};
 
 use crate::context::{ActionCtx, Database, FunctionCtx, Identity};
 use crate::env;
@@ -27,7 +27,7 @@ use crate::log::{LogCollector, LogLine, emit};
 use crate::path::FunctionPath;
 use crate::registry::{ActionFuture, FunctionKind, Handler, Registered, Registry, Visibility};
 use crate::replays::{self, RequestKey};
-use crate::scheduler::{self, Cron, JobState, ScheduledJob};
+use crate::scheduler::{self, JobState, ScheduledJob};
 
 /// A query's run.
 #[derive(Debug)]
@@ -110,7 +110,10 @@ pub struct Runtime {
 
 struct RuntimeInner {
     store: Store,
-    registry: Registry,
+    /// Replaced whole by `replace_registry`; a call keeps the function it started with.
+    registry: RwLock<Arc<Registry>>,
+    /// Bumped after every `replace_registry`, for whoever must rerun what the old functions computed.
+    registry_version: watch::Sender<u64>,
     cursor_key: CursorKey,
     /// Set once `_mutation_replays` has its index, declared on first use.
     replays_declared: OnceCell<()>,
@@ -136,7 +139,8 @@ impl Runtime {
         Runtime {
             inner: Arc::new(RuntimeInner {
                 store,
-                registry,
+                registry: RwLock::new(Arc::new(registry)),
+                registry_version: watch::Sender::new(0),
                 cursor_key,
                 replays_declared,
                 http_client: OnceLock::new(),
@@ -219,7 +223,8 @@ impl Runtime {
     /// the error's client message (the full error goes to the log), as it is when the handler's
     /// response has a status outside 100-999 or a body over `MAX_HTTP_ACTION_RESPONSE_BYTES`.
     pub async fn run_http_action(&self, request: HttpRequest, identity: &Identity) -> HttpActionOutcome {
-        let Some(route) = self.inner.registry.http().lookup(&request.method, request.path()) else {
+        let registry = self.registry();
+        let Some(route) = registry.http().lookup(&request.method, request.path()) else {
             let response = HttpResponse::text(404, format!("No HttpAction routed for {}", request.path()));
             return HttpActionOutcome { response, log_lines: Vec::new() };
         };
@@ -295,11 +300,11 @@ impl Runtime {
         };
         let Handler::Query(handler) = &function.handler else { unreachable!("prepare checked the kind") };
         let database = Database::new(&mut tx, &mut journal, false);
-        let mut ctx = FunctionCtx::new(database, &caller.identity, now_millis());
+        let mut ctx = FunctionCtx::new(database, &caller.identity, now_millis(), self);
         let result = catch_panic(&function.path, || handler(&mut ctx, args));
         let read_identity = ctx.identity_read();
         let log_lines = ctx.into_logs().finish();
-        let result = result.and_then(|value| check_returns(function, value, &tx));
+        let result = result.and_then(|value| check_returns(&function, value, &tx));
         assert!(tx.is_read_only(), "the database of a query refuses writes");
         finish(&function.path, &result, &log_lines);
         let (read_set, journal) = (tx.read_set().clone(), journal.finish());
@@ -336,11 +341,12 @@ impl Runtime {
                     Journal::new(self.inner.cursor_key.clone(), None).expect("starting without a journal never fails");
                 let database = Database::new(&mut *tx, &mut journal, true);
                 let now = now_millis();
-                let mut ctx = FunctionCtx::new(database, &caller.identity, now);
+                let mut ctx = FunctionCtx::new(database, &caller.identity, now, self);
                 let result = catch_panic(&function.path, || handler(&mut ctx, args.clone()));
+                let result = result.and_then(|value| ctx.take_nested_failure().map_or(Ok(value), Err));
                 // Each attempt starts a fresh log: only the attempt that counts is reported.
                 logs = ctx.into_logs();
-                let mut result = result.and_then(|value| check_returns(function, value, &*tx));
+                let mut result = result.and_then(|value| check_returns(&function, value, &*tx));
                 if let (RunOnce::Request(request), Ok(value)) = (once, &result)
                     && let Err(error) = replays::record(tx, request, value)?
                 {
@@ -405,7 +411,7 @@ impl Runtime {
             Ok(work) => within_action_duration(&function.path, drive(function.path.clone(), work)).await,
             Err(error) => Err(error),
         };
-        let result = result.and_then(|value| check_returns(function, value, &self.inner.store.snapshot()));
+        let result = result.and_then(|value| check_returns(&function, value, &self.inner.store.snapshot()));
         let log_lines = take_logs(&logs);
         finish(&function.path, &result, &log_lines);
         ActionOutcome { result, log_lines }
@@ -415,14 +421,32 @@ impl Runtime {
         self.inner.http_client.get_or_init(crate::fetch::client)
     }
 
-    pub(crate) fn crons(&self) -> &BTreeMap<String, Cron> {
-        self.inner.registry.crons()
+    /// The functions, crons and routes calls use now.
+    pub(crate) fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.inner.registry.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Serves `registry`'s functions, crons and routes from now on (a new version of the app): calls
+    /// under way finish on the functions they started with. The stored crons are made to match the
+    /// new ones first, so when that fails nothing changes. Then [`Runtime::registry_version`] moves.
+    pub async fn replace_registry(&self, registry: Registry) -> Result<(), FunctionError> {
+        let now = now_millis();
+        self.inner.store.transact(|tx| scheduler::sync_crons(tx, registry.crons(), now)).await?;
+        *self.inner.registry.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(registry);
+        self.inner.registry_version.send_modify(|version| *version += 1);
+        Ok(())
+    }
+
+    /// How many times the registry was replaced, as it moves: a live query's result is stale when it
+    /// does.
+    pub fn registry_version(&self) -> watch::Receiver<u64> {
+        self.inner.registry_version.subscribe()
     }
 
     /// The kind of the function at `path`, if there is one (public or internal: callers that may not
     /// see internal functions are refused when they call it).
     pub fn function_kind(&self, path: &FunctionPath) -> Option<FunctionKind> {
-        self.inner.registry.get(path).map(Registered::kind)
+        self.registry().get(path).map(|function| function.kind())
     }
 
     /// Every scheduled job (`_scheduled_functions`) as of the latest commit, in order of scheduling.
@@ -457,18 +481,18 @@ impl Runtime {
     }
 
     /// Finds the function, checks the caller may run it as `kind`, and validates the arguments.
-    fn prepare(
+    pub(crate) fn prepare(
         &self,
         path: &str,
         kind: FunctionKind,
         caller: &Caller,
         args: Object,
         tables: &dyn IdTableResolver,
-    ) -> Result<(&Registered, Object), FunctionError> {
+    ) -> Result<(Arc<Registered>, Object), FunctionError> {
         let path = FunctionPath::parse(path)?;
-        let visible = |function: &&Registered| function.visibility == Visibility::Public || caller.internal;
+        let visible = |function: &&Arc<Registered>| function.visibility == Visibility::Public || caller.internal;
         // An internal function is as absent to clients as an unknown one: its existence is not theirs to know.
-        let Some(function) = self.inner.registry.get(&path).filter(visible) else {
+        let Some(function) = self.registry().get(&path).filter(visible).cloned() else {
             let public = if caller.internal { "" } else { "public " };
             return Err(FunctionError::failed(format!("Could not find {public}function for '{path}'")));
         };
@@ -536,7 +560,11 @@ async fn within_action_duration<T>(
     })
 }
 
-fn check_returns(function: &Registered, value: Value, tables: &dyn IdTableResolver) -> Result<Value, FunctionError> {
+pub(crate) fn check_returns(
+    function: &Registered,
+    value: Value,
+    tables: &dyn IdTableResolver,
+) -> Result<Value, FunctionError> {
     if let Some(returns) = &function.returns
         && let Err(error) = returns.validate(&value, tables)
     {
@@ -546,7 +574,10 @@ fn check_returns(function: &Registered, value: Value, tables: &dyn IdTableResolv
 }
 
 /// Runs a handler, turning a panic into an internal error of this call.
-fn catch_panic<T>(name: &dyn fmt::Display, run: impl FnOnce() -> Result<T, FunctionError>) -> Result<T, FunctionError> {
+pub(crate) fn catch_panic<T>(
+    name: &dyn fmt::Display,
+    run: impl FnOnce() -> Result<T, FunctionError>,
+) -> Result<T, FunctionError> {
     // Unwind safety: whatever the handler was changing (its context, its transaction) is thrown away
     // with the failed call, never looked at again.
     catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|payload| {

@@ -47,7 +47,9 @@ pub const CRON_JOBS_TABLE: &str = "_cron_jobs";
 const NAME: &str = "name";
 const ARGS: &str = "args";
 const SCHEDULED_TIME: &str = "scheduledTime";
+/// An object, as in Convex: `{kind}`, plus `error` when the kind is `failed`.
 const STATE: &str = "state";
+const KIND: &str = "kind";
 const COMPLETED_TIME: &str = "completedTime";
 const ERROR: &str = "error";
 const SPEC: &str = "spec";
@@ -77,6 +79,16 @@ impl JobState {
 
     fn is_finished(self) -> bool {
         matches!(self, JobState::Success | JobState::Failed | JobState::Canceled)
+    }
+
+    /// The stored `state`; `error` is given exactly for `Failed`.
+    fn to_value(self, error: Option<String>) -> Value {
+        assert_eq!(self == JobState::Failed, error.is_some(), "only a failed job has an error: {error:?}");
+        let mut state = Object::from([(KIND.to_owned(), Value::from(self.as_str()))]);
+        if let Some(error) = error {
+            state.insert(ERROR.to_owned(), Value::String(error));
+        }
+        Value::Object(state)
     }
 
     fn parse(state: &str) -> JobState {
@@ -118,15 +130,37 @@ impl ScheduledJob {
             Some(Value::Float64(value)) => Some(*value),
             _ => None,
         };
-        let Some(Value::Object(args)) = document.get(ARGS) else { malformed() };
+        // Rows written before Livebase used Convex's shape hold `args` as a bare object, `state` as a
+        // bare string and `error` beside it. Data directories from then still hold them, so both shapes
+        // are read; the scheduler writes only Convex's.
+        let args = match document.get(ARGS) {
+            Some(Value::Array(args)) => match args.as_slice() {
+                [Value::Object(args)] => args.clone(),
+                _ => malformed(),
+            },
+            Some(Value::Object(args)) => args.clone(),
+            _ => malformed(),
+        };
+        let (state, error) = match document.get(STATE) {
+            Some(Value::Object(state)) => {
+                let Some(Value::String(kind)) = state.get(KIND) else { malformed() };
+                let error = match state.get(ERROR) {
+                    Some(Value::String(error)) => Some(error.clone()),
+                    _ => None,
+                };
+                (JobState::parse(kind), error)
+            }
+            Some(Value::String(state)) => (JobState::parse(state), string(ERROR)),
+            _ => malformed(),
+        };
         ScheduledJob {
             id: document.id(),
             name: string(NAME).unwrap_or_else(|| malformed()),
-            args: args.clone(),
+            args,
             scheduled_time: number(SCHEDULED_TIME).unwrap_or_else(|| malformed()),
-            state: JobState::parse(&string(STATE).unwrap_or_else(|| malformed())),
+            state,
             completed_time: number(COMPLETED_TIME),
-            error: string(ERROR),
+            error,
         }
     }
 }
@@ -163,9 +197,9 @@ pub(crate) fn schedule(
     }
     let fields = Object::from([
         (NAME.to_owned(), Value::String(path.to_string())),
-        (ARGS.to_owned(), Value::Object(args)),
+        (ARGS.to_owned(), Value::Array(vec![Value::Object(args)])),
         (SCHEDULED_TIME.to_owned(), Value::Float64(at)),
-        (STATE.to_owned(), Value::from(JobState::Pending.as_str())),
+        (STATE.to_owned(), JobState::Pending.to_value(None)),
     ]);
     Ok(tx.system_tables().insert(SCHEDULED_FUNCTIONS_TABLE, fields)?)
 }
@@ -190,11 +224,12 @@ fn set_state(
     now: f64,
     error: Option<String>,
 ) -> Result<(), TransactionError> {
-    let mut changes = BTreeMap::from([(STATE.to_owned(), Some(Value::from(state.as_str())))]);
+    let mut changes = BTreeMap::from([(STATE.to_owned(), Some(state.to_value(error)))]);
     if state != JobState::InProgress {
         changes.insert(COMPLETED_TIME.to_owned(), Some(Value::Float64(now)));
     }
-    changes.insert(ERROR.to_owned(), error.map(Value::String));
+    // Drops the error an old-shape row (see `ScheduledJob::from_document`) kept beside its state.
+    changes.insert(ERROR.to_owned(), None);
     tx.system_tables().patch(id, changes)
 }
 
@@ -314,7 +349,11 @@ impl Cron {
 
 /// Makes `_cron_jobs` match the declared crons: new ones get their first run time, changed ones a new
 /// one, removed ones go; unchanged ones keep theirs, so a restart neither skips nor repeats a run.
-fn sync_crons(tx: &mut Transaction, crons: &BTreeMap<String, Cron>, now: f64) -> Result<(), TransactionError> {
+pub(crate) fn sync_crons(
+    tx: &mut Transaction,
+    crons: &BTreeMap<String, Cron>,
+    now: f64,
+) -> Result<(), TransactionError> {
     let mut stored = HashMap::new();
     for document in tx.scan(CRON_JOBS_TABLE, BY_CREATION_TIME, KeyRange::all(), Order::Asc)? {
         let document = document?;
@@ -392,7 +431,8 @@ impl Runtime {
     pub async fn start_scheduler(&self) -> Result<SchedulerHandle, FunctionError> {
         let now = now_millis();
         let store = self.store();
-        store.transact(|tx| sync_crons(tx, self.crons(), now)).await?;
+        let registry = self.registry();
+        store.transact(|tx| sync_crons(tx, registry.crons(), now)).await?;
         let interrupted: Vec<_> =
             jobs(&store.snapshot()).into_iter().filter(|job| job.state == JobState::InProgress).collect();
         let cut_off = Err(FunctionError::internal("The server restarted while the action ran"));
@@ -503,7 +543,10 @@ impl Runtime {
                 continue;
             }
             let Some(Value::String(name)) = document.get(NAME) else { panic!("cron rows have a name") };
-            let cron = &self.crons()[name];
+            let registry = self.registry();
+            // A row the registry has no cron for: `replace_registry` synced the rows before swapping
+            // the registry in, and this snapshot is older than the sync.
+            let Some(cron) = registry.crons().get(name) else { continue };
             let result = self.store().transact(|tx| Ok(fire_cron(tx, cron, document.id(), now))).await;
             match result.map_err(FunctionError::from).and_then(|(result, _)| result) {
                 Ok(()) => fired = true,

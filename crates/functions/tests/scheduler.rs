@@ -12,7 +12,7 @@ use livebase_functions::limits::{
 };
 use livebase_functions::{
     CRON_JOBS_TABLE, CronSchedule, Function, FunctionError, Identity, JobState, Registry, RegistryError, Runtime,
-    ScheduledJob, object_validator,
+    SCHEDULED_FUNCTIONS_TABLE, ScheduledJob, object_validator,
 };
 use livebase_store::{Schema, Store, StoreConfig, TableSchema};
 use livebase_value::{DocumentId, Object, ObjectField, Validator, Value};
@@ -452,6 +452,55 @@ async fn jobs_and_crons_due_during_downtime_run_after_restart_exactly_once() {
     let crons_table = deployment.store.snapshot().documents(CRON_JOBS_TABLE);
     let Some(Value::Float64(next)) = crons_table[0].get("nextRun") else { panic!() };
     assert!(*next > missed, "the cron moved on from its missed run");
+}
+
+/// The stored rows, as user code reads them with `ctx.db.system.get`, have the shape of Convex's
+/// (`args` an array holding the arguments, `state` an object with its `kind`); rows of the older shape
+/// (`args` an object, `state` a string) that data directories may hold are still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_stored_in_convexs_shape_and_old_shape_rows_still_run() {
+    let directory = tempfile::tempdir().unwrap();
+    let deployment = open(directory.path(), &[], &Arc::default()).await;
+    let id = new_counter(&deployment).await;
+    let args = object(&[("id", id.clone())]);
+    let succeeding = schedule(&deployment, "counters:increment", args.clone(), 0.0).await;
+    let failing = schedule(&deployment, "counters:failAfterWriting", args.clone(), 0.0).await;
+    let canceled = schedule(&deployment, "counters:increment", args.clone(), 60_000.0).await;
+    call(&deployment, "jobs:cancel", object(&[("id", Value::String(canceled.encode()))])).await.expect("cancels");
+    let old_shape = object(&[
+        ("name", Value::from("counters:increment")),
+        ("args", Value::Object(args.clone())),
+        ("scheduledTime", Value::Float64(0.0)),
+        ("state", Value::from("pending")),
+    ]);
+    let (old, _) = deployment
+        .store
+        .transact(|tx| tx.system_tables().insert(SCHEDULED_FUNCTIONS_TABLE, old_shape.clone()))
+        .await
+        .expect("an old-shape row is written");
+
+    let scheduler = deployment.runtime.start_scheduler().await.expect("the scheduler starts");
+    wait_for_jobs(&deployment, settled).await;
+    scheduler.stop().await;
+    assert_eq!(counter(&deployment, &id), 2, "the new-shape and the old-shape increment both ran");
+    let stored = |job: DocumentId| deployment.store.snapshot().get(job).expect("the job is stored");
+    let state = |kind: &str| Value::Object(object(&[("kind", Value::from(kind))]));
+    let row = stored(succeeding);
+    assert_eq!(row.get("name"), Some(&Value::from("counters:increment")));
+    assert_eq!(row.get("args"), Some(&Value::Array(vec![Value::Object(args.clone())])));
+    assert!(matches!(row.get("scheduledTime"), Some(Value::Float64(_))), "{row:?}");
+    assert!(matches!(row.get("completedTime"), Some(Value::Float64(_))), "{row:?}");
+    assert_eq!(row.get("state"), Some(&state("success")));
+    let Some(Value::Object(failed)) = stored(failing).get("state").cloned() else { panic!("a state object") };
+    assert_eq!(failed.get("kind"), Some(&Value::from("failed")));
+    assert!(
+        matches!(failed.get("error"), Some(Value::String(error)) if error.contains("failed on purpose")),
+        "{failed:?}"
+    );
+    assert_eq!(stored(canceled).get("state"), Some(&state("canceled")));
+    let old = stored(old);
+    assert_eq!(old.get("state"), Some(&state("success")), "settling writes the new shape: {old:?}");
+    assert_eq!(old.get("error"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
