@@ -47,9 +47,19 @@ struct Slot<T> {
     /// The largest end at or below this slot: a leaf's `end`, an inner node's child's largest.
     reach: Span,
     /// The child's id in the arena (inner nodes only).
-    child: usize,
+    child: u32,
     /// The slot, among this one and those before it in the node, with the largest `reach`.
-    furthest: usize,
+    furthest: u32,
+}
+
+impl<T> Slot<T> {
+    fn child(&self) -> usize {
+        self.child as usize
+    }
+
+    fn furthest(&self) -> usize {
+        self.furthest as usize
+    }
 }
 
 struct Node<T> {
@@ -79,7 +89,7 @@ struct Lookup {
     /// The largest coded `reach` of this slot and those before it.
     limits: [u64; NODE_CAPACITY + 1],
     /// Each slot's `child` (inner nodes).
-    children: [usize; NODE_CAPACITY + 1],
+    children: [u32; NODE_CAPACITY + 1],
 }
 
 /// What a parent's slot records about a child: its first interval and its largest end.
@@ -126,7 +136,7 @@ impl<T: Copy + Ord> Node<T> {
     }
 
     /// A slot with its keys copied into this node's buffer.
-    fn push_slot(&mut self, at: usize, summary: &Summary<T>, child: usize) {
+    fn push_slot(&mut self, at: usize, summary: &Summary<T>, child: u32) {
         let start = self.push_key(&summary.start);
         let end = self.push_key(&summary.end);
         let reach = if self.leaf { end } else { self.push_key(&summary.reach) };
@@ -136,7 +146,7 @@ impl<T: Copy + Ord> Node<T> {
             let len = self.slots.len();
             self.slots.reserve_exact(len.max(SLOTS_INITIAL).min(NODE_CAPACITY + 1 - len));
         }
-        self.slots.insert(at, Slot { start, end, owner: summary.owner, reach, child, furthest: at });
+        self.slots.insert(at, Slot { start, end, owner: summary.owner, reach, child, furthest: 0 });
     }
 
     fn summary_of(&self, slot: &Slot<T>) -> Summary<T> {
@@ -151,7 +161,7 @@ impl<T: Copy + Ord> Node<T> {
     /// This node's first interval and largest end, for its parent. The node is not empty.
     fn summary(&self) -> Summary<T> {
         let last = self.slots.last().expect("only the root is ever empty");
-        Summary { reach: self.key(self.slots[last.furthest].reach).to_vec(), ..self.summary_of(&self.slots[0]) }
+        Summary { reach: self.key(self.slots[last.furthest()].reach).to_vec(), ..self.summary_of(&self.slots[0]) }
     }
 
     fn remove_slot(&mut self, at: usize) {
@@ -210,7 +220,7 @@ impl<T: Copy + Ord> Node<T> {
             if self.key(self.slots[at].reach) > self.key(self.slots[furthest].reach) {
                 furthest = at;
             }
-            self.slots[at].furthest = furthest;
+            self.slots[at].furthest = furthest as u32;
         }
         // The starts are in order, so what the first and last share, all share.
         let shared = match (self.slots.first(), self.slots.last()) {
@@ -230,7 +240,7 @@ impl<T: Copy + Ord> Node<T> {
             self.lookup.children[at] = slot.child;
         }
         for at in 0..self.slots.len() {
-            self.lookup.limits[at] = self.lookup.reaches[self.slots[at].furthest];
+            self.lookup.limits[at] = self.lookup.reaches[self.slots[at].furthest()];
         }
     }
 
@@ -294,7 +304,7 @@ impl<T: Copy + Ord> IntervalIndex<T> {
     pub fn remove(&mut self, start: &[u8], end: &[u8], owner: T) {
         self.remove_at(self.root, (start, end, owner));
         while !self.nodes[self.root].leaf && self.nodes[self.root].slots.len() == 1 {
-            let child = self.nodes[self.root].slots[0].child;
+            let child = self.nodes[self.root].slots[0].child();
             self.release(self.root);
             self.root = child;
         }
@@ -314,14 +324,14 @@ impl<T: Copy + Ord> IntervalIndex<T> {
             coded > code || (coded == code && node.key(node.slots[slot()].reach) > key)
         };
         for at in (0..node.started(key, code)).rev() {
-            if !after(lookup.limits[at], &|| node.slots[at].furthest) {
+            if !after(lookup.limits[at], &|| node.slots[at].furthest()) {
                 break;
             }
             if after(lookup.reaches[at], &|| at) {
                 if node.leaf {
                     found(node.slots[at].owner);
                 } else {
-                    self.stab_at(lookup.children[at], key, found);
+                    self.stab_at(lookup.children[at] as usize, key, found);
                 }
             }
         }
@@ -348,12 +358,13 @@ impl<T: Copy + Ord> IntervalIndex<T> {
     /// Adds a slot for `child` at `at` in the inner node `parent`.
     fn adopt(&mut self, parent: usize, at: usize, child: usize) {
         let summary = self.nodes[child].summary();
+        let child = u32::try_from(child).expect("fewer than 4 billion nodes");
         self.nodes[parent].push_slot(at, &summary, child);
     }
 
     /// Updates the slot `at` of the inner node `parent` after its child changed.
     fn resync(&mut self, parent: usize, at: usize) {
-        let summary = self.nodes[self.nodes[parent].slots[at].child].summary();
+        let summary = self.nodes[self.nodes[parent].slots[at].child()].summary();
         self.nodes[parent].set_summary(at, &summary);
     }
 
@@ -371,7 +382,7 @@ impl<T: Copy + Ord> IntervalIndex<T> {
             appended = at + 1 == node.slots.len();
         } else {
             let at = node.route(key);
-            let child = node.slots[at].child;
+            let child = node.slots[at].child();
             if let Some(right) = self.insert_at(child, key) {
                 self.adopt(id, at + 1, right);
                 appended = at + 2 == self.nodes[id].slots.len();
@@ -409,7 +420,7 @@ impl<T: Copy + Ord> IntervalIndex<T> {
             node.remove_slot(at);
         } else {
             let at = node.route(key);
-            let child = node.slots[at].child;
+            let child = node.slots[at].child();
             self.remove_at(child, key);
             let left = self.nodes[child].slots.len();
             if left == 0 {
@@ -432,7 +443,7 @@ impl<T: Copy + Ord> IntervalIndex<T> {
         } else {
             return false;
         };
-        let (into, from) = (self.nodes[parent].slots[left].child, self.nodes[parent].slots[left + 1].child);
+        let (into, from) = (self.nodes[parent].slots[left].child(), self.nodes[parent].slots[left + 1].child());
         if self.nodes[into].slots.len() + self.nodes[from].slots.len() > NODE_CAPACITY {
             return false;
         }
@@ -463,7 +474,7 @@ impl<T: Copy + Ord + std::fmt::Debug> IntervalIndex<T> {
 
     fn reachable(&self, id: usize) -> usize {
         let node = &self.nodes[id];
-        1 + if node.leaf { 0 } else { node.slots.iter().map(|slot| self.reachable(slot.child)).sum() }
+        1 + if node.leaf { 0 } else { node.slots.iter().map(|slot| self.reachable(slot.child())).sum() }
     }
 
     /// Collects the subtree's intervals; returns its depth (the same along every path).
@@ -474,13 +485,13 @@ impl<T: Copy + Ord + std::fmt::Debug> IntervalIndex<T> {
         assert!(node.garbage * 2 <= node.bytes.len().max(1), "garbage is reclaimed");
         for (at, slot) in node.slots.iter().enumerate() {
             let furthest = (0..=at).max_by_key(|&before| (node.key(node.slots[before].reach), usize::MAX - before));
-            assert_eq!(node.key(node.slots[slot.furthest].reach), node.key(node.slots[furthest.unwrap()].reach));
-            assert!(slot.furthest <= at);
+            assert_eq!(node.key(node.slots[slot.furthest()].reach), node.key(node.slots[furthest.unwrap()].reach));
+            assert!(slot.furthest() <= at);
             let lookup = &node.lookup;
             assert!(node.key(slot.start).starts_with(&lookup.prefix[..lookup.shared]));
             assert_eq!(lookup.starts[at], lookup.code(node.key(slot.start)));
             assert_eq!(lookup.reaches[at], lookup.code(node.key(slot.reach)));
-            assert_eq!(lookup.limits[at], lookup.code(node.key(node.slots[slot.furthest].reach)));
+            assert_eq!(lookup.limits[at], lookup.code(node.key(node.slots[slot.furthest()].reach)));
             assert!(node.leaf || lookup.children[at] == slot.child);
         }
         if node.leaf {
@@ -494,7 +505,7 @@ impl<T: Copy + Ord + std::fmt::Debug> IntervalIndex<T> {
         let mut depths = Vec::new();
         for slot in &node.slots {
             let first = intervals.len();
-            depths.push(self.check_at(slot.child, intervals));
+            depths.push(self.check_at(slot.child(), intervals));
             let below = &intervals[first..];
             assert_eq!(
                 (node.key(slot.start), node.key(slot.end), slot.owner),

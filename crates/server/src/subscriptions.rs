@@ -24,11 +24,16 @@ use crate::interval_index::IntervalIndex;
 /// second, far longer than a query takes between its run and its registration.
 pub const RECENT_COMMITS_CAPACITY: usize = 1_024;
 
+/// A query run's read set: its intervals, sorted and disjoint. Shared by every owner that
+/// registers the same run (identical subscriptions share one), so it is kept once however many
+/// clients watch the query.
+pub type ReadSet = Arc<[KeyInterval]>;
+
 /// The read sets of live queries, by owner, and the commits matched against them so far.
 pub struct Subscriptions<T> {
     index: IntervalIndex<T>,
     /// Each owner's read set, to remove from `index` again.
-    registered: BTreeMap<T, Vec<KeyInterval>>,
+    registered: BTreeMap<T, ReadSet>,
     /// Every commit after `complete_after`, up to `matched`.
     recent: VecDeque<Arc<CommitRecord>>,
     complete_after: Timestamp,
@@ -66,10 +71,13 @@ impl<T: Copy + Ord> Subscriptions<T> {
     /// `ts` already changed it (or may have: `ts` is older than the commits kept), so the query
     /// must run again; the owner is then reported like an invalidated one (see
     /// [`Subscriptions::reportable`]).
-    pub fn register(&mut self, owner: T, read_set: &[KeyInterval], ts: Timestamp) -> bool {
+    pub fn register(&mut self, owner: T, read_set: &ReadSet, ts: Timestamp) -> bool {
         // A rerun usually reads what the last run read (every client of a list, after each
         // commit): its intervals then stay in the index as they are.
-        let unchanged = self.registered.get(&owner).is_some_and(|registered| registered.as_slice() == read_set);
+        let unchanged = self
+            .registered
+            .get(&owner)
+            .is_some_and(|registered| Arc::ptr_eq(registered, read_set) || registered == read_set);
         if !unchanged {
             self.unregister(owner);
         }
@@ -89,16 +97,16 @@ impl<T: Copy + Ord> Subscriptions<T> {
         if unchanged {
             return true;
         }
-        for interval in read_set {
+        for interval in read_set.iter() {
             self.index.insert(&interval.start, &interval.end, owner);
         }
-        self.registered.insert(owner, read_set.to_vec());
+        self.registered.insert(owner, Arc::clone(read_set));
         true
     }
 
     pub fn unregister(&mut self, owner: T) {
         self.pending.remove(&owner);
-        for interval in self.registered.remove(&owner).into_iter().flatten() {
+        for interval in self.registered.remove(&owner).iter().flat_map(|read_set| read_set.iter()) {
             self.index.remove(&interval.start, &interval.end, owner);
         }
     }
@@ -159,6 +167,10 @@ mod tests {
         KeyInterval { start: start.to_vec(), end: end.to_vec() }
     }
 
+    fn read_set<const N: usize>(intervals: [KeyInterval; N]) -> ReadSet {
+        Arc::from(intervals)
+    }
+
     fn commit(nanos: u64, keys: &[&[u8]]) -> Arc<CommitRecord> {
         let keys = keys.iter().map(|key| key.to_vec()).collect();
         Arc::new(CommitRecord { ts: Timestamp::from_nanos(nanos), changes: Vec::new(), keys, reloaded: false })
@@ -171,8 +183,8 @@ mod tests {
     #[test]
     fn commits_invalidate_the_owners_whose_intervals_they_write_into() {
         let mut subscriptions = Subscriptions::new(ts(10));
-        assert!(subscriptions.register(1, &[interval(b"a", b"c"), interval(b"x", b"y")], ts(10)));
-        assert!(subscriptions.register(2, &[interval(b"b", b"d")], ts(10)));
+        assert!(subscriptions.register(1, &read_set([interval(b"a", b"c"), interval(b"x", b"y")]), ts(10)));
+        assert!(subscriptions.register(2, &read_set([interval(b"b", b"d")]), ts(10)));
         assert_eq!(subscriptions.apply(commit(11, &[b"b"]), true), BTreeSet::from([1, 2]));
         assert_eq!(subscriptions.apply(commit(12, &[b"c", b"x"]), true), BTreeSet::from([1, 2]));
         assert_eq!(subscriptions.apply(commit(13, &[b"e", b"y"]), true), BTreeSet::new());
@@ -182,7 +194,7 @@ mod tests {
         subscriptions.unregister(1);
         assert_eq!(subscriptions.apply(commit(14, &[b"b"]), true), BTreeSet::from([2]));
         // A new read set replaces the old one.
-        assert!(subscriptions.register(2, &[interval(b"m", b"n")], ts(14)));
+        assert!(subscriptions.register(2, &read_set([interval(b"m", b"n")]), ts(14)));
         assert_eq!(subscriptions.apply(commit(15, &[b"b"]), true), BTreeSet::new());
         assert_eq!(subscriptions.apply(commit(16, &[b"m"]), true), BTreeSet::from([2]));
     }
@@ -193,19 +205,19 @@ mod tests {
         subscriptions.apply(commit(11, &[b"b"]), true);
         subscriptions.apply(commit(12, &[b"q"]), true);
         // Ran at 10: the commit at 11 wrote into it after the run.
-        assert!(!subscriptions.register(1, &[interval(b"a", b"c")], ts(10)));
+        assert!(!subscriptions.register(1, &read_set([interval(b"a", b"c")]), ts(10)));
         assert_eq!(subscriptions.reportable(), BTreeSet::from([1]), "reported, to run again");
         assert_eq!(subscriptions.apply(commit(13, &[b"b"]), true), BTreeSet::new(), "a stale registration is not kept");
         // Ran at 13: nothing it read changed since.
-        assert!(subscriptions.register(1, &[interval(b"a", b"c")], ts(13)));
-        assert!(subscriptions.register(2, &[interval(b"p", b"r")], ts(12)));
-        assert!(!subscriptions.register(3, &[interval(b"p", b"r")], ts(11)));
+        assert!(subscriptions.register(1, &read_set([interval(b"a", b"c")]), ts(13)));
+        assert!(subscriptions.register(2, &read_set([interval(b"p", b"r")]), ts(12)));
+        assert!(!subscriptions.register(3, &read_set([interval(b"p", b"r")]), ts(11)));
     }
 
     #[test]
     fn a_rerun_that_read_the_same_intervals_keeps_them() {
         let mut subscriptions = Subscriptions::new(ts(10));
-        let read_set = [interval(b"a", b"c")];
+        let read_set = read_set([interval(b"a", b"c")]);
         assert!(subscriptions.register(1, &read_set, ts(10)));
         assert_eq!(subscriptions.apply(commit(11, &[b"b"]), true), BTreeSet::from([1]));
         assert!(subscriptions.register(1, &read_set, ts(11)));
@@ -225,20 +237,20 @@ mod tests {
             subscriptions.apply(commit(nanos, &[b"z"]), true);
         }
         // Every commit since 0 is still kept.
-        assert!(subscriptions.register(1, &[interval(b"a", b"b")], ts(0)));
+        assert!(subscriptions.register(1, &read_set([interval(b"a", b"b")]), ts(0)));
         subscriptions.apply(commit(RECENT_COMMITS_CAPACITY as u64 + 1, &[b"z"]), true);
-        assert!(!subscriptions.register(1, &[interval(b"a", b"b")], ts(0)));
-        assert!(subscriptions.register(1, &[interval(b"a", b"b")], ts(1)));
+        assert!(!subscriptions.register(1, &read_set([interval(b"a", b"b")]), ts(0)));
+        assert!(subscriptions.register(1, &read_set([interval(b"a", b"b")]), ts(1)));
     }
 
     #[test]
     fn a_reset_reports_everyone_and_forgets_the_past() {
         let mut subscriptions = Subscriptions::new(ts(10));
-        assert!(subscriptions.register(1, &[interval(b"a", b"c")], ts(10)));
-        assert!(subscriptions.register(2, &[interval(b"x", b"y")], ts(10)));
+        assert!(subscriptions.register(1, &read_set([interval(b"a", b"c")]), ts(10)));
+        assert!(subscriptions.register(2, &read_set([interval(b"x", b"y")]), ts(10)));
         assert_eq!(subscriptions.reset(ts(20)), vec![1, 2]);
         assert_eq!(subscriptions.watermark(), ts(20));
-        assert!(!subscriptions.register(1, &[interval(b"a", b"c")], ts(19)));
+        assert!(!subscriptions.register(1, &read_set([interval(b"a", b"c")]), ts(19)));
         assert_eq!(subscriptions.reportable(), BTreeSet::from([1]));
         assert_eq!(subscriptions.apply(commit(21, &[b"b", b"x"]), true), BTreeSet::new());
     }
@@ -246,13 +258,13 @@ mod tests {
     #[test]
     fn a_group_commit_is_reported_once_its_last_commit_is_matched() {
         let mut subscriptions = Subscriptions::new(ts(10));
-        assert!(subscriptions.register(1, &[interval(b"a", b"c")], ts(10)));
-        assert!(subscriptions.register(2, &[interval(b"x", b"y")], ts(10)));
+        assert!(subscriptions.register(1, &read_set([interval(b"a", b"c")]), ts(10)));
+        assert!(subscriptions.register(2, &read_set([interval(b"x", b"y")]), ts(10)));
         // 11 and 12 are one group commit: the store has a state at 12, not at 11.
         assert_eq!(subscriptions.apply(commit(11, &[b"b"]), false), BTreeSet::new());
         assert_eq!(subscriptions.watermark(), ts(10));
         // Run at the watermark and registered while the group is half matched, it missed 11.
-        assert!(!subscriptions.register(3, &[interval(b"b", b"d")], ts(10)));
+        assert!(!subscriptions.register(3, &read_set([interval(b"b", b"d")]), ts(10)));
         assert_eq!(subscriptions.reportable(), BTreeSet::new(), "the state after 11 can't be read yet");
         assert_eq!(subscriptions.apply(commit(12, &[b"x"]), true), BTreeSet::from([1, 2, 3]));
         assert_eq!(subscriptions.watermark(), ts(12));

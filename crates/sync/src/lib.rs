@@ -15,9 +15,9 @@ mod state;
 
 pub use messages::{
     AddQuery, Args, AuthToken, ClientMessage, Connect, FunctionCall, FunctionError, InvalidArgs,
-    MAX_ERROR_MESSAGE_CHARS, MAX_MESSAGE_BYTES, MutationSuccess, ParseError, QueryId, QuerySetModification, RequestId,
-    ServerMessage, SessionId, SharedOutcome, StateModification, StateVersion, Timestamp, Transition, UdfPath,
-    parse_client_message,
+    MAX_ERROR_MESSAGE_CHARS, MAX_MESSAGE_BYTES, MutationSuccess, ParseError, QueryArgs, QueryId, QuerySetModification,
+    RequestId, ServerMessage, SessionId, SharedOutcome, StateModification, StateVersion, Timestamp, Transition,
+    UdfPath, parse_client_message,
 };
 pub use state::{
     Call, CloseCode, Connection, Effect, Failure, HEARTBEAT_INTERVAL, MAX_CLOSE_REASON_BYTES, MAX_INFLIGHT_ACTIONS,

@@ -189,6 +189,32 @@ pub struct InvalidArgs(String);
 /// A call's arguments object, decoded from the wire's one-element array.
 pub type Args = Result<Object, InvalidArgs>;
 
+/// A subscribed query's arguments, kept as their Convex JSON text for as long as the query is in
+/// the query set: a decoded [`Object`] costs a B-tree node of over 600 bytes even for one field,
+/// the text a few bytes, and the text is also what tells identical subscriptions apart. Decoded
+/// again only when the query runs (a query many clients share runs once).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QueryArgs(Arc<str>);
+
+impl QueryArgs {
+    pub fn new(args: Object) -> QueryArgs {
+        QueryArgs(to_convex_json(&Value::Object(args)).to_string().into())
+    }
+
+    /// The arguments' Convex JSON text.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
+    pub fn decode(&self) -> Object {
+        let json: Json = serde_json::from_str(&self.0).expect("the text was encoded from arguments");
+        match from_convex_json(&json) {
+            Ok(Value::Object(args)) => args,
+            other => panic!("arguments encoded from an object decode to it, not {other:?}"),
+        }
+    }
+}
+
 fn decode_args(json: &Json) -> Args {
     let Json::Array(items) = json else {
         return Err(InvalidArgs(format!(
@@ -823,6 +849,24 @@ mod tests {
             Err(ParseError::Invalid { message_type, problem }) => (message_type, problem),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn query_arguments_kept_as_text_decode_to_what_was_subscribed() {
+        let args = Object::from([
+            ("int".to_owned(), Value::Int64(i64::MIN)),
+            ("negativeZero".to_owned(), Value::Float64(-0.0)),
+            ("nan".to_owned(), Value::Float64(f64::NAN)),
+            ("tenth".to_owned(), Value::Float64(0.1)),
+            ("bytes".to_owned(), Value::Bytes(vec![0, 255, 7])),
+            ("text".to_owned(), Value::String("é \" \u{0}".to_owned())),
+            ("nested".to_owned(), Value::Array(vec![Value::Null, Value::Object(object(json!({"a": [true]})))])),
+        ]);
+        let kept = QueryArgs::new(args.clone());
+        assert_eq!(kept.decode(), args);
+        assert_eq!(kept, QueryArgs::new(args.clone()), "the same arguments, the same text");
+        let other = Object::from([("int".to_owned(), Value::Float64(i64::MIN as f64))]);
+        assert_ne!(QueryArgs::new(other).text(), kept.text());
     }
 
     #[test]

@@ -32,9 +32,9 @@ use std::time::Duration;
 use livebase_value::{Object, Value};
 
 use crate::messages::{
-    AddQuery, Args, AuthToken, ClientMessage, Connect, FunctionCall, FunctionError, MutationSuccess, ParseError,
-    QueryId, QuerySetModification, RequestId, ResultDigest, ServerMessage, SessionId, SharedOutcome, StateModification,
-    StateVersion, Timestamp, Transition, UdfPath, parse_client_message,
+    AddQuery, AuthToken, ClientMessage, Connect, FunctionCall, FunctionError, InvalidArgs, MutationSuccess, ParseError,
+    QueryArgs, QueryId, QuerySetModification, RequestId, ResultDigest, ServerMessage, SessionId, SharedOutcome,
+    StateModification, StateVersion, Timestamp, Transition, UdfPath, parse_client_message,
 };
 
 /// The most queries one connection may subscribe to. Each costs a read set the store checks every
@@ -78,7 +78,7 @@ impl SubscriptionId {
 pub struct Subscription {
     pub id: SubscriptionId,
     pub udf_path: UdfPath,
-    pub args: Object,
+    pub args: QueryArgs,
     /// The journal of the query's last result, which the run must continue from.
     pub journal: Option<String>,
     pub component_path: Option<String>,
@@ -264,7 +264,7 @@ const INTERNAL_SERVER_ERROR: &str = "InternalServerError";
 struct Query {
     serial: u64,
     udf_path: UdfPath,
-    args: Args,
+    args: Result<QueryArgs, InvalidArgs>,
     journal: Option<String>,
     component_path: Option<String>,
     /// The result last reported to the client, if any.
@@ -394,6 +394,7 @@ impl Connection {
                     let serial = self.next_serial;
                     self.next_serial += 1;
                     self.stale.insert(SubscriptionId { query_id, serial });
+                    let args = args.map(QueryArgs::new);
                     let query = Query { serial, udf_path, args, journal, component_path, sent: None };
                     self.queries.insert(query_id, query);
                 }
@@ -861,7 +862,7 @@ mod tests {
             plan.run().iter().map(|s| (s.id.query_id(), s.udf_path.to_string())).collect::<Vec<_>>(),
             [(QueryId(0), "q:a".to_owned()), (QueryId(1), "q:b".to_owned())]
         );
-        assert_eq!(plan.run()[1].args, Object::from([("q".to_owned(), Value::Float64(1.0))]));
+        assert_eq!(plan.run()[1].args.decode(), Object::from([("q".to_owned(), Value::Float64(1.0))]));
         assert!(!connection.needs_transition(), "one plan at a time");
         let results = plan.run().iter().map(|s| answer(s, Value::Int64(1))).collect();
         let Some(ServerMessage::Transition(first)) = connection.transition(plan, results) else { panic!() };
@@ -1033,7 +1034,7 @@ mod tests {
         assert!(connection.needs_transition());
         let transition = transition_with(&mut connection, 3, |s| {
             if s.id.query_id() == QueryId(0) {
-                assert_eq!(s.args, Object::from([("other".to_owned(), Value::Boolean(true))]));
+                assert_eq!(s.args.decode(), Object::from([("other".to_owned(), Value::Boolean(true))]));
             }
             answer(s, Value::Int64(1))
         });
