@@ -5,7 +5,10 @@
 //! The folder is copied into a staging directory beside a `node_modules` link to the packages, so
 //! that its imports resolve as they would in the app's own checkout; `_generated/server` and
 //! `_generated/api` are written there when the folder has none. The bundle's entry imports every
-//! function module and exports them as `modules`, by module path (`messages`, `admin/users`).
+//! function module and exports them as `modules`, by module path (`messages`, `admin/users`), and
+//! `config()`, which reads the app's configuration: `schema.ts` and `auth.config.ts` (imported
+//! dynamically, so esbuild makes their code run only when the configuration is read) and the
+//! default export of `crons.ts`.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -30,6 +33,13 @@ pub enum LoadError {
     Esbuild(String),
     #[error("Evaluating the bundle failed: {0}")]
     Evaluation(String),
+    #[error(
+        "The bundle is {bytes} bytes: at most {max} (MAX_BUNDLE_BYTES)",
+        max = crate::limits::MAX_BUNDLE_BYTES
+    )]
+    TooLarge { bytes: usize },
+    #[error("{file}: {why}")]
+    Config { file: &'static str, why: String },
     #[error("Function `{path}`: {why}")]
     Function { path: String, why: String },
     #[error(transparent)]
@@ -51,6 +61,27 @@ const GENERATED_SERVER: &str = r#"export {
 } from "convex/server";
 "#;
 
+/// The `config` export: the app's configuration as JSON (`schema`: the schema's `export()`, `crons`:
+/// the crons' `export()`, `auth`: the auth config), each `null` when the app has none. `SCHEMA`,
+/// `AUTH` and `CRONS` are replaced by the expressions that load them.
+const CONFIG_EXPORT: &str = r#"export async function config() {
+  const schema = SCHEMA;
+  if (schema !== undefined && typeof schema?.export !== "function") {
+    throw new Error("schema.ts: its default export must be `defineSchema({...})`");
+  }
+  const auth = AUTH;
+  const crons = CRONS;
+  if (crons !== undefined && crons?.isCrons !== true) {
+    throw new Error("crons.ts: its default export must be the `cronJobs()` object");
+  }
+  return JSON.stringify({
+    schema: schema === undefined ? null : JSON.parse(schema.export()),
+    crons: crons === undefined ? null : JSON.parse(crons.export()),
+    auth: auth ?? null,
+  });
+}
+"#;
+
 /// `api` and `internal` without code generation: references built from property paths.
 const GENERATED_API: &str = r#"import { anyApi } from "convex/server";
 export const api = anyApi;
@@ -67,6 +98,11 @@ pub(crate) fn bundle(convex_dir: &Path, npm_dir: &Path) -> Result<Bundle, LoadEr
     let staged = stage.path().join("convex");
     let mut modules = Vec::new();
     copy_folder(convex_dir, &staged, "", &mut modules)?;
+    let config = ConfigFiles {
+        schema: top_level_file(&staged, "schema"),
+        auth: top_level_file(&staged, "auth.config"),
+        crons: modules.iter().any(|(path, _)| path == "crons"),
+    };
     for (name, source) in [("server.js", GENERATED_SERVER), ("api.js", GENERATED_API)] {
         let generated = staged.join("_generated");
         let stem = name.trim_end_matches(".js");
@@ -79,7 +115,7 @@ pub(crate) fn bundle(convex_dir: &Path, npm_dir: &Path) -> Result<Bundle, LoadEr
     let node_modules = npm_dir.join("node_modules");
     std::os::unix::fs::symlink(&node_modules, stage.path().join("node_modules")).map_err(io(&node_modules))?;
     let entry = stage.path().join("entry.js");
-    fs::write(&entry, entry_source(&modules)).map_err(io(&entry))?;
+    fs::write(&entry, entry_source(&modules, &config)).map_err(io(&entry))?;
     let output = Command::new(&esbuild)
         .current_dir(stage.path())
         .args([
@@ -97,11 +133,33 @@ pub(crate) fn bundle(convex_dir: &Path, npm_dir: &Path) -> Result<Bundle, LoadEr
         return Err(LoadError::Esbuild(String::from_utf8_lossy(&output.stderr).into_owned()));
     }
     let source = String::from_utf8(output.stdout).map_err(|_| LoadError::Esbuild("its output is not UTF-8".into()))?;
+    check_size(&source)?;
     Ok(Bundle { source })
 }
 
-/// `import * as m0 from "./convex/messages.ts"; ... export const modules = {"messages": m0, ...};`
-fn entry_source(modules: &[(String, String)]) -> String {
+/// Refuses a bundle over `MAX_BUNDLE_BYTES`: every call's context evaluates all of it.
+pub(crate) fn check_size(source: &str) -> Result<(), LoadError> {
+    if source.len() > crate::limits::MAX_BUNDLE_BYTES {
+        return Err(LoadError::TooLarge { bytes: source.len() });
+    }
+    Ok(())
+}
+
+/// The configuration files a folder has: `schema` and `auth` are the files' names in the folder.
+struct ConfigFiles {
+    schema: Option<String>,
+    auth: Option<String>,
+    crons: bool,
+}
+
+/// The name of the file `stem.<a module extension>` at the top of the folder, if there is one.
+fn top_level_file(folder: &Path, stem: &str) -> Option<String> {
+    MODULE_EXTENSIONS.iter().map(|extension| format!("{stem}.{extension}")).find(|name| folder.join(name).is_file())
+}
+
+/// `import * as m0 from "./convex/messages.ts"; ... export const modules = {"messages": m0, ...};`,
+/// then the `config` export.
+fn entry_source(modules: &[(String, String)], config: &ConfigFiles) -> String {
     let mut source = String::new();
     for (n, (_, file)) in modules.iter().enumerate() {
         let specifier = serde_json::to_string(&format!("./convex/{file}")).expect("a string serializes");
@@ -113,6 +171,20 @@ fn entry_source(modules: &[(String, String)]) -> String {
         writeln!(source, "  {path}: m{n},").expect("writing to a String");
     }
     source.push_str("};\n");
+    let dynamic_default = |file: &Option<String>| match file {
+        Some(file) => {
+            let specifier = serde_json::to_string(&format!("./convex/{file}")).expect("a string serializes");
+            format!("(await import({specifier})).default")
+        }
+        None => "undefined".to_owned(),
+    };
+    let crons = if config.crons { r#"modules["crons"].default"# } else { "undefined" };
+    source.push_str(
+        &CONFIG_EXPORT
+            .replace("SCHEMA", &dynamic_default(&config.schema))
+            .replace("AUTH", &dynamic_default(&config.auth))
+            .replace("CRONS", crons),
+    );
     source
 }
 
@@ -143,15 +215,15 @@ fn copy_folder(from: &Path, to: &Path, prefix: &str, modules: &mut Vec<(String, 
 }
 
 /// The module path of a file that holds functions (`admin/users.ts` → `admin/users`), as Convex
-/// decides: a module extension, one dot only (not `auth.config.ts`, `x.test.ts`, `x.d.ts`), and no
-/// part of the path starting with `_` (`_generated`).
+/// decides: a module extension, one dot only (not `auth.config.ts`, `x.test.ts`, `x.d.ts`), no part
+/// of the path starting with `_` (`_generated`), and not the schema (`schema.ts` at the top).
 fn module_path(relative: &str) -> Option<String> {
     if relative.split('/').any(|part| part.starts_with('_')) {
         return None;
     }
     let (stem, extension) = relative.rsplit_once('.')?;
     let file_stem = stem.rsplit('/').next().unwrap_or(stem);
-    (MODULE_EXTENSIONS.contains(&extension) && !file_stem.contains('.')).then(|| stem.to_owned())
+    (MODULE_EXTENSIONS.contains(&extension) && !file_stem.contains('.') && stem != "schema").then(|| stem.to_owned())
 }
 
 fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LoadError {
@@ -167,9 +239,17 @@ mod tests {
     fn function_modules_are_named_by_their_path_without_extension() {
         assert_eq!(module_path("messages.ts").as_deref(), Some("messages"));
         assert_eq!(module_path("admin/users.tsx").as_deref(), Some("admin/users"));
-        assert_eq!(module_path("schema.ts").as_deref(), Some("schema"));
-        for skipped in ["auth.config.ts", "messages.test.ts", "types.d.ts", "_generated/api.js", "_lib/x.ts", "a.json"]
-        {
+        assert_eq!(module_path("crons.ts").as_deref(), Some("crons"));
+        assert_eq!(module_path("admin/schema.ts").as_deref(), Some("admin/schema"));
+        for skipped in [
+            "schema.ts",
+            "auth.config.ts",
+            "messages.test.ts",
+            "types.d.ts",
+            "_generated/api.js",
+            "_lib/x.ts",
+            "a.json",
+        ] {
             assert_eq!(module_path(skipped), None, "{skipped}");
         }
     }

@@ -4,7 +4,10 @@
 //! Every call goes through the functions crate's one call interface: a TypeScript query is a Rust
 //! query whose handler runs the exported function's `invokeQuery`, answering the npm `convex`
 //! library's syscalls (`syscalls.rs`) on the same database calls Rust handlers use, so its reads land
-//! in the same read set and its pages in the same journal.
+//! in the same read set and its pages in the same journal. A TypeScript action is a Rust action whose
+//! task answers the `invokeAction`'s async syscalls on its `ActionCtx`; the routes of the router
+//! `http.ts` exports are HTTP routes whose handler runs the route's `invokeHttpAction` with a
+//! standard `Request`.
 //!
 //! ```no_run
 //! use livebase_functions::Registry;
@@ -16,19 +19,26 @@
 //! ```
 
 mod bundle;
+mod config;
 mod engine;
 pub mod limits;
 mod syscalls;
+mod web;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use livebase_functions::{Function, FunctionCtx, FunctionError, FunctionKind, Registry, Visibility};
+use livebase_functions::{
+    ActionCtx, Function, FunctionCtx, FunctionError, FunctionKind, HttpMethod, HttpRequest, HttpResponse, HttpRoute,
+    Registry, RoutePath, Visibility,
+};
 use livebase_value::{Object, Validator, Value, from_convex_json, to_convex_json};
 use serde_json::Value as Json;
 
 pub use bundle::LoadError;
-use engine::{Engine, Entry, Invocation};
+pub use config::{AppConfig, CronJob};
+use engine::{Engine, Entry, Invocation, Output};
 use syscalls::Syscalls;
 
 /// Where the npm packages livebase-js bundles with (esbuild, `convex`) are installed by the project's
@@ -55,51 +65,87 @@ pub struct App {
     engine: Arc<Engine>,
     bundle: Arc<str>,
     functions: Vec<Exported>,
+    routes: Vec<(HttpMethod, RoutePath)>,
 }
 
 impl App {
     /// Bundles `convex_dir` with the packages in `npm_dir` and lists its functions (by evaluating the
     /// bundle once).
     pub fn load(convex_dir: &Path, npm_dir: &Path) -> Result<App, LoadError> {
-        let bundle: Arc<str> = bundle::bundle(convex_dir, npm_dir)?.source.into();
+        App::from_bundle(bundle(convex_dir, npm_dir)?)
+    }
+
+    /// Lists the functions of a bundle [`bundle`] made (by evaluating it once), as `load` does.
+    pub fn from_bundle(source: String) -> Result<App, LoadError> {
+        bundle::check_size(&source)?;
+        let bundle: Arc<str> = source.into();
         let engine = Arc::new(Engine::start());
         let manifest = engine
             .run(&bundle, Invocation::Manifest, &mut LoadingHost)
             .map_err(|error| LoadError::Evaluation(error.to_string()))?;
-        let manifest: Vec<Json> = serde_json::from_str(&manifest)
+        let manifest: Json = serde_json::from_str(&manifest)
             .map_err(|error| LoadError::Evaluation(format!("the manifest is not JSON: {error}")))?;
-        let functions = manifest.iter().map(exported).collect::<Result<_, _>>()?;
-        Ok(App { engine, bundle, functions })
+        let list = |name: &str| manifest.get(name).and_then(Json::as_array).map_or(&[][..], Vec::as_slice);
+        let functions = list("functions").iter().map(exported).collect::<Result<_, _>>()?;
+        let routes = list("routes").iter().map(route).collect::<Result<_, _>>()?;
+        Ok(App { engine, bundle, functions, routes })
     }
 
     pub fn functions(&self) -> &[Exported] {
         &self.functions
     }
 
-    /// Registers every query and mutation of the app. Actions are not run yet: they are left out, with
-    /// a warning each.
+    /// The routes of the router `http.ts` exports, if it has one.
+    pub fn routes(&self) -> &[(HttpMethod, RoutePath)] {
+        &self.routes
+    }
+
+    /// The bundle's source, as [`bundle`] made it.
+    pub fn source(&self) -> &str {
+        &self.bundle
+    }
+
+    /// Reads the app's `schema.ts`, `crons.ts` and `auth.config.ts`, with `env` as `process.env` (Convex
+    /// reads them with the deployment's environment variables).
+    pub fn config(&self, env: &BTreeMap<String, String>) -> Result<AppConfig, LoadError> {
+        let env = serde_json::to_string(env).expect("a map of strings serializes");
+        let config = self
+            .engine
+            .run(&self.bundle, Invocation::Config { env }, &mut LoadingHost)
+            .map_err(|error| LoadError::Evaluation(error.to_string()))?;
+        config::parse(&config)
+    }
+
+    /// Registers every query, mutation and action of the app, and the routes of its `http.ts` router.
     pub fn register(&self, registry: &mut Registry) -> Result<(), LoadError> {
         for function in &self.functions {
-            let entry = match function.kind {
-                FunctionKind::Query => Entry::Query,
-                FunctionKind::Mutation => Entry::Mutation,
-                FunctionKind::Action => {
-                    tracing::warn!(function = %function.path, "TypeScript actions are not supported yet: not registered");
-                    continue;
-                }
-            };
             let (module, name) = function.path.split_once(':').expect("manifest paths are `module:name`");
-            let call = JsCall {
-                engine: Arc::clone(&self.engine),
-                bundle: Arc::clone(&self.bundle),
-                module: module.to_owned(),
-                name: name.to_owned(),
-                entry,
+            let call = |entry| {
+                Arc::new(JsCall {
+                    engine: Arc::clone(&self.engine),
+                    bundle: Arc::clone(&self.bundle),
+                    module: module.to_owned(),
+                    name: name.to_owned(),
+                    entry,
+                })
             };
-            let handler = move |ctx: &mut FunctionCtx<'_>, args: Object| call.run(ctx, args);
-            let mut registered = match entry {
-                Entry::Query => Function::query(&function.path, function.args.clone(), handler),
-                Entry::Mutation => Function::mutation(&function.path, function.args.clone(), handler),
+            let args = function.args.clone();
+            let mut registered = match function.kind {
+                FunctionKind::Query => {
+                    let call = call(Entry::Query);
+                    Function::query(&function.path, args, move |ctx, args| call.run(ctx, args))
+                }
+                FunctionKind::Mutation => {
+                    let call = call(Entry::Mutation);
+                    Function::mutation(&function.path, args, move |ctx, args| call.run(ctx, args))
+                }
+                FunctionKind::Action => {
+                    let call = call(Entry::Action);
+                    Function::action(&function.path, args, move |ctx, args| {
+                        let call = Arc::clone(&call);
+                        async move { call.run_action(ctx, args).await }
+                    })
+                }
             };
             if function.visibility == Visibility::Internal {
                 registered = registered.internal();
@@ -109,8 +155,26 @@ impl App {
             }
             registry.register(registered)?;
         }
+        for (method, path) in &self.routes {
+            let (engine, bundle) = (Arc::clone(&self.engine), Arc::clone(&self.bundle));
+            let handler = move |ctx: ActionCtx, request: HttpRequest| {
+                let (engine, bundle) = (Arc::clone(&engine), Arc::clone(&bundle));
+                async move { run_http_action(&engine, &bundle, ctx, request).await }
+            };
+            registry.route(match path {
+                RoutePath::Exact(path) => HttpRoute::exact(*method, path, handler),
+                RoutePath::Prefix(prefix) => HttpRoute::prefix(*method, prefix, handler),
+            })?;
+        }
         Ok(())
     }
+}
+
+/// Bundles `convex_dir` with the packages in `npm_dir` (esbuild and `convex`) into one ES module, at
+/// most `MAX_BUNDLE_BYTES`: what [`App::from_bundle`] loads, here or on the server `livebase deploy`
+/// sends it to.
+pub fn bundle(convex_dir: &Path, npm_dir: &Path) -> Result<String, LoadError> {
+    Ok(bundle::bundle(convex_dir, npm_dir)?.source)
 }
 
 /// What a registered handler runs: one exported function of the bundle.
@@ -133,12 +197,53 @@ impl JsCall {
         if let Some(fault) = syscalls.into_fault() {
             return Err(fault);
         }
-        let result = result?;
-        let json: Json = serde_json::from_str(&result)
-            .map_err(|error| FunctionError::internal(format!("A function's result is not JSON: {error}")))?;
-        from_convex_json(&json)
-            .map_err(|error| FunctionError::failed(format!("The function returned an invalid value: {error}")))
+        result_value(&result?)
     }
+
+    async fn run_action(&self, ctx: ActionCtx, args: Object) -> Result<Value, FunctionError> {
+        let args = Json::Array(vec![to_convex_json(&Value::Object(args))]).to_string();
+        let invocation =
+            Invocation::Call { module: self.module.clone(), name: self.name.clone(), entry: self.entry, args };
+        match self.engine.run_async(&self.bundle, invocation, &ctx).await? {
+            Output::Json(result) => result_value(&result),
+            Output::Response(_) => unreachable!("a function call's output is its JSON result"),
+        }
+    }
+}
+
+/// The route of the `http` module's router for `request`, run with `ctx`.
+async fn run_http_action(
+    engine: &Engine,
+    bundle: &Arc<str>,
+    ctx: ActionCtx,
+    request: HttpRequest,
+) -> Result<HttpResponse, FunctionError> {
+    match engine.run_async(bundle, Invocation::Http(request), &ctx).await? {
+        Output::Response(response) => Ok(response),
+        Output::Json(_) => unreachable!("an HTTP action's output is its response"),
+    }
+}
+
+/// A function's result, the `convex_encoded_json` its entry point returns.
+fn result_value(result: &str) -> Result<Value, FunctionError> {
+    let json: Json = serde_json::from_str(result)
+        .map_err(|error| FunctionError::internal(format!("A function's result is not JSON: {error}")))?;
+    from_convex_json(&json)
+        .map_err(|error| FunctionError::failed(format!("The function returned an invalid value: {error}")))
+}
+
+/// One route of the manifest: `{method, path, prefix}`.
+fn route(entry: &Json) -> Result<(HttpMethod, RoutePath), LoadError> {
+    let text = |name: &str| entry.get(name).and_then(Json::as_str).unwrap_or_default();
+    let invalid = |why: String| LoadError::Function { path: format!("http:{} {}", text("method"), text("path")), why };
+    let method = match HttpMethod::route_of(text("method")) {
+        Some(method) if method.as_str() == text("method") => method,
+        _ => return Err(invalid("not a method routes can have".to_owned())),
+    };
+    let path = text("path").to_owned();
+    let path =
+        if entry.get("prefix") == Some(&Json::Bool(true)) { RoutePath::Prefix(path) } else { RoutePath::Exact(path) };
+    Ok((method, path))
 }
 
 /// The host while listing functions: the bundle's top-level code has no database.

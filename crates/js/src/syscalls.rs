@@ -1,10 +1,13 @@
 //! The syscalls of the npm `convex` server library (`Convex.syscall` / `Convex.asyncSyscall`),
-//! answered on a query's or mutation's [`FunctionCtx`]: the same database calls Rust handlers make,
-//! so reads land in the same read set and pages in the same journal.
+//! answered on a query's or mutation's [`FunctionCtx`] (the same database calls Rust handlers make,
+//! so reads land in the same read set and pages in the same journal; `1.0/runUdf` runs the other
+//! function in the same transaction) or on an action's [`ActionCtx`] (`1.0/actions/*`, `fetch`).
 
 use std::collections::{BTreeMap, HashMap};
 
-use livebase_functions::{FunctionCtx, FunctionError, LogLevel, UserIdentity};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use livebase_functions::{ActionCtx, FunctionCtx, FunctionError, HttpRequest, LogLevel, UserIdentity};
 use livebase_query::{PaginationOptions, Query, QueryStream};
 use livebase_store::Document;
 use livebase_value::{DocumentId, Object, Value, from_convex_json, to_convex_json};
@@ -98,7 +101,31 @@ impl<'c, 'a> Syscalls<'c, 'a> {
                 Ok(self.ctx.db().query(query).paginate(&options)?.to_json())
             }
             "1.0/getUserIdentity" => Ok(self.ctx.auth().get_user_identity().map_or(Json::Null, identity)),
-            _ => Err(FunctionError::failed(format!("Livebase does not implement the syscall `{op}`"))),
+            "1.0/runUdf" => {
+                let (path, call_args) = (function_name(op, args)?, object(op, args, "args")?);
+                let result = match string(op, args, "udfType")? {
+                    // A stale snapshot only spares Convex conflicts: reading the caller's is as good.
+                    "query" | "snapshotQuery" => self.ctx.run_query(path, call_args)?,
+                    "mutation" => self.ctx.run_mutation(path, call_args)?,
+                    other => return Err(invalid(op, &format!("`udfType` must be query or mutation, not `{other}`"))),
+                };
+                Ok(to_convex_json(&result))
+            }
+            "1.0/schedule" => {
+                let (path, call_args) = (function_name(op, args)?, object(op, args, "args")?);
+                let id = self.ctx.scheduler().run_at(scheduled_time(op, args)?, path, call_args)?;
+                Ok(Json::from(id.encode()))
+            }
+            "1.0/cancel_job" => {
+                self.ctx.scheduler().cancel(job_id(op, args)?)?;
+                Ok(Json::Null)
+            }
+            ENV => Ok(self.ctx.env(string(op, args, "name")?)?.map_or(Json::Null, Json::from)),
+            ENV_NAMES => Ok(Json::from(self.ctx.env_vars()?.into_keys().collect::<Vec<_>>())),
+            FETCH => Err(FunctionError::failed(
+                "fetch is only available in actions: queries and mutations must not reach the network",
+            )),
+            _ => Err(unknown(op)),
         }
     }
 
@@ -135,6 +162,102 @@ impl Host for Syscalls<'_, '_> {
     fn log(&mut self, level: LogLevel, message: &str) {
         self.ctx.log(level, message);
     }
+}
+
+/// The syscall `process.env.NAME` makes in a query or mutation: `{name}`, answered with the value or
+/// `null`. (An action's `process.env` holds the variables as of its start: its syscalls are async.)
+const ENV: &str = "1.0/livebase/env";
+
+/// The syscall enumerating `process.env` makes in a query or mutation: answered with every name.
+const ENV_NAMES: &str = "1.0/livebase/envNames";
+
+/// The syscall the `fetch` of `web.js` makes: `{url, method, headers: [[name, value]...], body: base64 |
+/// null}`, answered `{status, statusText, headers, body: base64}`.
+const FETCH: &str = "1.0/livebase/fetch";
+
+/// Answers an action's (or HTTP action's) async syscall on its [`ActionCtx`].
+pub(crate) async fn action_syscall(ctx: &ActionCtx, op: &str, args: &str) -> Result<String, FunctionError> {
+    let args: Json =
+        serde_json::from_str(args).map_err(|error| invalid(op, &format!("its arguments are not JSON: {error}")))?;
+    let result = match op {
+        "1.0/actions/query" => {
+            to_convex_json(&ctx.run_query(function_name(op, &args)?, object(op, &args, "args")?).await?)
+        }
+        "1.0/actions/mutation" => {
+            to_convex_json(&ctx.run_mutation(function_name(op, &args)?, object(op, &args, "args")?).await?)
+        }
+        "1.0/actions/action" => {
+            to_convex_json(&ctx.run_action(function_name(op, &args)?, object(op, &args, "args")?).await?)
+        }
+        "1.0/actions/schedule" => {
+            let (path, call_args) = (function_name(op, &args)?, object(op, &args, "args")?);
+            Json::from(ctx.scheduler().run_at(scheduled_time(op, &args)?, path, call_args).await?.encode())
+        }
+        "1.0/actions/cancel_job" => {
+            ctx.scheduler().cancel(job_id(op, &args)?).await?;
+            Json::Null
+        }
+        "1.0/getUserIdentity" => ctx.auth().get_user_identity().map_or(Json::Null, identity),
+        FETCH => fetch(ctx, op, &args).await?,
+        _ => return Err(unknown(op)),
+    };
+    Ok(result.to_string())
+}
+
+async fn fetch(ctx: &ActionCtx, op: &str, args: &Json) -> Result<Json, FunctionError> {
+    let headers = match field(op, args, "headers")? {
+        Json::Array(pairs) => pairs.iter().map(|pair| header(op, pair)).collect::<Result<_, _>>()?,
+        _ => return Err(invalid(op, "`headers` must be a list of [name, value] pairs")),
+    };
+    let body = match args.get("body") {
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::String(body)) => BASE64.decode(body).map_err(|error| invalid(op, &format!("`body`: {error}")))?,
+        Some(_) => return Err(invalid(op, "`body` must be base64 or null")),
+    };
+    let request = HttpRequest {
+        method: string(op, args, "method")?.to_owned(),
+        url: string(op, args, "url")?.to_owned(),
+        headers,
+        body,
+    };
+    let response = ctx.fetch(request).await?;
+    let headers: Vec<[&str; 2]> =
+        response.headers.iter().map(|(name, value)| [name.as_str(), value.as_str()]).collect();
+    // The status line's reason is not kept (HTTP/2 has none): `statusText` is empty, as it is there.
+    Ok(json!({"status": response.status, "statusText": "", "headers": headers, "body": BASE64.encode(&response.body)}))
+}
+
+fn header(op: &str, pair: &Json) -> Result<(String, String), FunctionError> {
+    match pair.as_array().map(Vec::as_slice) {
+        Some([Json::String(name), Json::String(value)]) => Ok((name.clone(), value.clone())),
+        _ => Err(invalid(op, &format!("a header must be a [name, value] pair of strings, not {pair}"))),
+    }
+}
+
+/// The function a call or job names. Convex's function handles and component references have no
+/// meaning here.
+fn function_name<'j>(op: &str, args: &'j Json) -> Result<&'j str, FunctionError> {
+    if args.get("name").is_none() && (args.get("functionHandle").is_some() || args.get("reference").is_some()) {
+        return Err(FunctionError::failed(format!(
+            "`{op}`: Livebase runs functions by name only, not through function handles or component references"
+        )));
+    }
+    string(op, args, "name")
+}
+
+/// A job's time: the library sends seconds since the Unix epoch, the scheduler takes milliseconds.
+fn scheduled_time(op: &str, args: &Json) -> Result<f64, FunctionError> {
+    let seconds = field(op, args, "ts")?.as_f64().ok_or_else(|| invalid(op, "`ts` must be a number"))?;
+    Ok(seconds * 1_000.0)
+}
+
+fn job_id(op: &str, args: &Json) -> Result<DocumentId, FunctionError> {
+    let id = string(op, args, "id")?;
+    DocumentId::decode(id).map_err(|_| invalid(op, &format!("`{id}` is not the id of a scheduled function")))
+}
+
+fn unknown(op: &str) -> FunctionError {
+    FunctionError::failed(format!("Livebase does not implement the syscall `{op}`"))
 }
 
 fn document(document: &Document) -> Json {

@@ -1,3 +1,4 @@
+import { v } from "convex/values";
 import { query } from "./_generated/server";
 
 export const spin = query({
@@ -44,3 +45,15 @@ export const fine = query({ args: {}, handler: async () => "still fine" });
 const down = (n: number): number => down(n + 1) + 1;
 
 export const recurse = query({ args: {}, handler: async () => down(0) });
+
+// Module-level state, which lives as long as the engine keeps this bundle's context (as in a Convex
+// isolate): `calls` counts the calls the context served.
+let calls = 0;
+
+export const countCalls = query({
+  args: { n: v.number() },
+  handler: async (_, { n }) => {
+    calls += 1;
+    return { double: 2 * n, calls };
+  },
+});

@@ -1,0 +1,3 @@
+export default {
+  providers: [{ domain: process.env.AUTH_ISSUER, applicationID: "notes-app" }],
+};
