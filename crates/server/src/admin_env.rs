@@ -14,11 +14,11 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use livebase_functions::{FunctionError, Identity};
+use livebase_functions::FunctionError;
 use serde_json::{Value as Json, json};
 
 use crate::Shared;
-use crate::http_api::{RequestError, identify};
+use crate::http_api::{RequestError, require_admin};
 
 /// Bytes of a request's body: a variable's value (`MAX_ENV_VAR_VALUE_BYTES`) as JSON, with room.
 pub const MAX_ADMIN_ENV_BODY_BYTES: usize = 4 * livebase_functions::limits::MAX_ENV_VAR_VALUE_BYTES;
@@ -31,10 +31,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 }
 
 async fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), RequestError> {
-    match identify(shared, headers).await? {
-        Identity::Admin => Ok(()),
-        _ => Err(RequestError::unauthenticated("Environment variables need `Authorization: Convex <admin key>`")),
-    }
+    require_admin(shared, headers, "Reading or changing environment variables").await
 }
 
 fn failed(error: FunctionError) -> Response {

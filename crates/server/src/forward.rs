@@ -17,9 +17,15 @@
 //! client's next Transition shows it its write (read-your-writes across nodes).
 //!
 //! HTTP actions are proxied whole instead ([`Forwarder::http_action`]): to the writer's `/http`, with
-//! the client's headers (but those of one connection), and their response comes back as it is. A
-//! 503 is then the app's answer, not a sign to look for the writer again; and since no commit comes
-//! back, the replica does not wait to show the action's writes.
+//! the client's headers (but those of one connection) and [`VIA_REPLICA_HEADER`], and their response
+//! comes back as it is, less [`COMMIT_TS_HEADER`]: the writer's newest commit once the handler was
+//! done, which the replica waits to show before it answers (read-your-writes, as for mutations).
+//!
+//! A writer that lost its PostgreSQL lease (another took over) but still runs answers forwarded
+//! calls, and proxied HTTP actions, with 503, code `NotTheWriter` and [`NOT_THE_WRITER_HEADER`]:
+//! before running them once it knows (`Store::lost_lease`), and after a forwarded mutation whose
+//! commit it refused for that reason (`Store::stopped_by_fence`: nothing of it was written). The
+//! replica then reads the lease again and sends the call to the new writer, within [`WRITER_WAIT`].
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -28,8 +34,8 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use livebase_functions::limits::{MAX_ACTION_DURATION, MAX_HTTP_ACTION_RESPONSE_BYTES};
 use livebase_functions::{ActionOutcome, FunctionError, Identity, LogLine, MutationOutcome, RequestKey};
@@ -40,10 +46,26 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::Shared;
 use crate::http_actions::HTTP_ACTIONS_PATH;
-use crate::http_api::{MAX_CALL_BODY_BYTES, RequestError, body_object, identify, respond, verify_user};
+use crate::http_api::{MAX_CALL_BODY_BYTES, RequestError, body_object, require_admin, respond, verify_user};
 
 /// The writer's endpoint for replicas.
 pub const FORWARD_PATH: &str = "/api/internal/forward";
+
+/// The error code of a node's refusal to run a call for a replica because it is not (or no longer)
+/// the writer: a replica, or a writer that lost its lease. Retryable: nothing ran.
+pub const NOT_THE_WRITER_CODE: &str = "NotTheWriter";
+
+/// Marks that refusal (a 503 with [`NOT_THE_WRITER_CODE`]), so that a replica tells it from an HTTP
+/// action's own 503 without reading the body.
+pub const NOT_THE_WRITER_HEADER: &str = "x-livebase-not-the-writer";
+
+/// Set by a replica on the HTTP action requests it proxies to the writer; the app does not see it.
+pub const VIA_REPLICA_HEADER: &str = "x-livebase-via-replica";
+
+/// On the writer's response to a proxied HTTP action whose handler ran: its newest commit
+/// (nanoseconds) once the handler was done, at or after every commit the handler made. The replica
+/// removes it.
+pub const COMMIT_TS_HEADER: &str = "x-livebase-commit-ts";
 
 /// Forwards a replica has under way at once; one more is refused at once with a retryable error
 /// rather than queued behind a writer that may be slow or gone.
@@ -156,7 +178,7 @@ pub(crate) enum ForwardError {
     #[error("The writer refused the forwarded call: {0}")]
     Refused(String),
     #[error(
-        "The mutation committed on the writer at {0}, but this replica had not caught up with it after \
+        "The call committed on the writer at {0}, but this replica had not caught up with it after \
          {REPLICA_CATCH_UP_TIMEOUT:?} (REPLICA_CATCH_UP_TIMEOUT)"
     )]
     Behind(Timestamp),
@@ -232,34 +254,42 @@ impl Forwarder {
                 .header("Content-Type", "application/json")
                 .body(body.clone())
         };
-        let answer = read_answer(self.send(build, kind.answer_timeout(), true).await?).await?;
+        let answer = read_answer(self.send(build, kind.answer_timeout()).await?).await?;
         let outcome = read_outcome(&answer).map_err(ForwardError::Refused)?;
         if let Some(ts) = outcome.ts {
-            let mut watermark = self.watermark.clone();
-            let caught_up =
-                tokio::time::timeout(REPLICA_CATCH_UP_TIMEOUT, watermark.wait_for(|matched| *matched >= ts));
-            if !matches!(caught_up.await, Ok(Ok(_))) {
-                return Err(ForwardError::Behind(ts));
-            }
+            self.catch_up(ts).await?;
         }
         Ok(outcome)
     }
 
+    /// Waits until this replica's hub has matched the writer's commit `ts`, so that what the client
+    /// reads next shows it.
+    async fn catch_up(&self, ts: Timestamp) -> Result<(), ForwardError> {
+        let mut watermark = self.watermark.clone();
+        let caught_up = tokio::time::timeout(REPLICA_CATCH_UP_TIMEOUT, watermark.wait_for(|matched| *matched >= ts));
+        match caught_up.await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ForwardError::Behind(ts)),
+        }
+    }
+
     /// Sends the request `build` makes for the writer's URL, finding the writer again while it cannot
-    /// be reached, for at most [`WRITER_WAIT`]. Only a request that never reached a writer is sent
-    /// again. With `refused_as_503`, a 503 means the node is not (or no longer) the writer.
+    /// be reached or answers that it is not the writer ([`NOT_THE_WRITER_HEADER`]), for at most
+    /// [`WRITER_WAIT`]. Only a request that ran nowhere is sent again.
     async fn send(
         &self,
         build: impl Fn(&str) -> reqwest::RequestBuilder,
         answer_timeout: Duration,
-        refused_as_503: bool,
     ) -> Result<reqwest::Response, ForwardError> {
         let give_up = tokio::time::Instant::now() + WRITER_WAIT;
         loop {
             let problem = match self.writer_url().await {
                 Ok(Some(url)) => match build(url.trim_end_matches('/')).timeout(answer_timeout).send().await {
-                    Ok(response) if refused_as_503 && response.status() == StatusCode::SERVICE_UNAVAILABLE => {
-                        // Not (or no longer) the writer: a replica, or a writer that lost its lease.
+                    Ok(response)
+                        if response.status() == StatusCode::SERVICE_UNAVAILABLE
+                            && response.headers().contains_key(NOT_THE_WRITER_HEADER) =>
+                    {
+                        // A replica, or a writer that lost its lease: the lease row names the writer now.
                         self.forget_writer();
                         format!("{url} is not the writer: {}", read_body(response).await.unwrap_or_default())
                     }
@@ -292,17 +322,30 @@ impl Forwarder {
         body: Bytes,
     ) -> Result<Response, ForwardError> {
         let _permit = self.permits.try_acquire().map_err(|_| ForwardError::Busy)?;
-        let headers = end_to_end(headers);
+        let mut headers = end_to_end(headers);
+        headers.insert(VIA_REPLICA_HEADER, HeaderValue::from_static("1"));
         let build = |url: &str| {
             self.client
                 .request(method.clone(), format!("{url}{HTTP_ACTIONS_PATH}{routed}"))
                 .headers(headers.clone())
                 .body(body.clone())
         };
-        let answer = self.send(build, CallKind::Action.answer_timeout(), false).await?;
+        let answer = self.send(build, CallKind::Action.answer_timeout()).await?;
         let status = answer.status();
-        let answer_headers = end_to_end(answer.headers());
+        let mut answer_headers = end_to_end(answer.headers());
+        // Absent when the writer refused the request before any handler ran (nothing to wait for).
+        let commit_ts = match answer_headers.remove(COMMIT_TS_HEADER) {
+            Some(value) => {
+                Some(value.to_str().ok().and_then(|ts| ts.parse().ok()).map(Timestamp::from_nanos).ok_or_else(
+                    || ForwardError::Refused(format!("its {COMMIT_TS_HEADER} header is not a timestamp: {value:?}")),
+                )?)
+            }
+            None => None,
+        };
         let body = read_bytes(answer, MAX_HTTP_ACTION_RESPONSE_BYTES, "MAX_HTTP_ACTION_RESPONSE_BYTES").await?;
+        if let Some(ts) = commit_ts {
+            self.catch_up(ts).await?;
+        }
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = status;
         *response.headers_mut() = answer_headers;
@@ -467,43 +510,68 @@ impl ForwardedCall {
     }
 }
 
+/// The refusal of a node that must not run a replica's call: a replica, or a writer that knows it
+/// lost its lease; `None` on the writer.
+pub(crate) fn not_the_writer(store: &Store) -> Option<Response> {
+    let message = match (store.is_replica(), store.lost_lease()) {
+        (true, _) => "This node is a read replica: forward to the writer",
+        (false, true) => {
+            "This node lost its writer lease to another writer and committed nothing of this call: send it to the \
+             writer holding the lease"
+        }
+        (false, false) => return None,
+    };
+    let mut refusal = RequestError::new(StatusCode::SERVICE_UNAVAILABLE, NOT_THE_WRITER_CODE, message).into_response();
+    refusal.headers_mut().insert(NOT_THE_WRITER_HEADER, HeaderValue::from_static("1"));
+    Some(refusal)
+}
+
 /// `POST /api/internal/forward`, on the writer.
 async fn forwarded(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    respond(
-        async {
-            if !matches!(identify(&shared, &headers).await?, Identity::Admin) {
-                return Err(RequestError::unauthenticated(format!("{FORWARD_PATH} takes the admin key")));
-            }
-            if shared.store.is_replica() {
-                return Err(RequestError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "NotTheWriter",
-                    "This node is a read replica: forward to the writer",
-                ));
-            }
-            let ForwardedCall { kind, path, args, identity, replay_key } = ForwardedCall::read(&body_object(body)?)?;
-            let identity = match identity {
-                ForwardIdentity::Unauthenticated => Identity::Unauthenticated,
-                ForwardIdentity::Admin => Identity::Admin,
-                ForwardIdentity::User(token) => verify_user(&shared, &token).await?,
-            };
-            let runtime = &shared.runtime;
-            let outcome: CallOutcome = match (kind, replay_key) {
-                (CallKind::Mutation, Some(key)) => runtime.run_mutation_once(&path, args, &identity, &key).await.into(),
-                (CallKind::Mutation, None) => runtime.run_mutation(&path, args, &identity).await.into(),
-                (CallKind::Action, _) => runtime.run_action(&path, args, &identity).await.into(),
-            };
-            let mut answer = crate::http_api::outcome_json(&outcome.result, outcome.log_lines, to_convex_json);
-            answer["ts"] = outcome.ts.map_or(Json::Null, |ts| json!(ts.nanos()));
-            if matches!(outcome.result, Err(FunctionError::Internal(_))) {
-                answer["internal"] = Json::Bool(true);
-            }
-            Ok(answer)
-        }
-        .await,
-    )
+    if let Err(refusal) = require_admin(&shared, &headers, FORWARD_PATH).await {
+        return refusal.into_response();
+    }
+    if let Some(refusal) = not_the_writer(&shared.store) {
+        return refusal;
+    }
+    let (kind, outcome) = match run_forwarded(&shared, body).await {
+        Ok(ran) => ran,
+        Err(error) => return error.into_response(),
+    };
+    // The lease was lost while the mutation ran: its commit was refused and nothing of it written,
+    // so it may run on the new writer. (An action is never run twice: it may have committed before
+    // the loss, or done things outside the database.)
+    if kind == CallKind::Mutation && outcome.result.is_err() && shared.store.stopped_by_fence() {
+        return not_the_writer(&shared.store).expect("a store stopped by the fence lost its lease");
+    }
+    let mut answer = crate::http_api::outcome_json(&outcome.result, outcome.log_lines, to_convex_json);
+    answer["ts"] = outcome.ts.map_or(Json::Null, |ts| json!(ts.nanos()));
+    if matches!(outcome.result, Err(FunctionError::Internal(_))) {
+        answer["internal"] = Json::Bool(true);
+    }
+    respond(Ok(answer))
+}
+
+/// Reads a forwarded call and runs it.
+async fn run_forwarded(
+    shared: &Shared,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(CallKind, CallOutcome), RequestError> {
+    let ForwardedCall { kind, path, args, identity, replay_key } = ForwardedCall::read(&body_object(body)?)?;
+    let identity = match identity {
+        ForwardIdentity::Unauthenticated => Identity::Unauthenticated,
+        ForwardIdentity::Admin => Identity::Admin,
+        ForwardIdentity::User(token) => verify_user(shared, &token).await?,
+    };
+    let runtime = &shared.runtime;
+    let outcome = match (kind, replay_key) {
+        (CallKind::Mutation, Some(key)) => runtime.run_mutation_once(&path, args, &identity, &key).await.into(),
+        (CallKind::Mutation, None) => runtime.run_mutation(&path, args, &identity).await.into(),
+        (CallKind::Action, _) => runtime.run_action(&path, args, &identity).await.into(),
+    };
+    Ok((kind, outcome))
 }

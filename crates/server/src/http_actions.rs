@@ -6,7 +6,8 @@
 //! the `Authorization` header's when that verifies (a user token or the admin key); otherwise the
 //! action runs unauthenticated, since webhooks put secrets of their own in that header. Unlike the
 //! function-call API, no CORS headers are added: an app answers `OPTIONS` itself, as on Convex.
-//! A read replica passes the request on to the writer (`forward.rs`) and answers what it answers.
+//! A read replica passes the request on to the writer (`forward.rs`) and answers what it answers,
+//! once it shows the writer's commits up to the end of the handler (`COMMIT_TS_HEADER`).
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use livebase_functions::limits::MAX_HTTP_ACTION_REQUEST_BYTES;
 use livebase_functions::{HttpRequest, HttpResponse, Identity};
 
 use crate::Shared;
+use crate::forward::{COMMIT_TS_HEADER, VIA_REPLICA_HEADER, not_the_writer};
 use crate::http_api::{RequestError, identify};
 
 /// Where the API port serves HTTP actions.
@@ -71,7 +73,7 @@ async fn serve(
     shared: &Shared,
     method: Method,
     routed: &str,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -88,13 +90,23 @@ async fn serve(
             .await
             .unwrap_or_else(|error| error.to_request_error().into_response());
     }
+    let via_replica = headers.remove(VIA_REPLICA_HEADER).is_some();
+    if via_replica && let Some(refusal) = not_the_writer(&shared.store) {
+        return refusal;
+    }
     let identity = identify(shared, &headers).await.unwrap_or(Identity::Unauthenticated);
     let request = match request(method, routed, &headers, body) {
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
     let outcome = shared.runtime.run_http_action(request, &identity).await;
-    response(outcome.response)
+    let mut response = response(outcome.response);
+    if via_replica {
+        // The handler's commits were acknowledged, so published: the newest is at or after them all.
+        let ts = HeaderValue::from(shared.store.snapshot().ts().nanos());
+        response.headers_mut().insert(COMMIT_TS_HEADER, ts);
+    }
+    response
 }
 
 fn request(method: Method, routed: &str, headers: &HeaderMap, body: Bytes) -> Result<HttpRequest, RequestError> {

@@ -140,6 +140,15 @@ pub(crate) async fn identify(shared: &Shared, headers: &HeaderMap) -> Result<Ide
     Err(RequestError::unauthenticated("The `Authorization` header must be `Bearer <token>` or `Convex <admin key>`"))
 }
 
+/// Succeeds when `headers` carry the admin key; otherwise the refusal says what `needs_it` needs
+/// (`"Deploying"`, say) to be let in.
+pub(crate) async fn require_admin(shared: &Shared, headers: &HeaderMap, needs_it: &str) -> Result<(), RequestError> {
+    match identify(shared, headers).await? {
+        Identity::Admin => Ok(()),
+        _ => Err(RequestError::unauthenticated(format!("{needs_it} needs `Authorization: Convex <admin key>`"))),
+    }
+}
+
 /// The user a token names, checked by the deployment's auth providers.
 pub(crate) async fn verify_user(shared: &Shared, token: &str) -> Result<Identity, RequestError> {
     let verifier =

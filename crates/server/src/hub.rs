@@ -6,13 +6,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use livebase_store::{CommitRecord, KeyInterval, Store, Timestamp};
+use livebase_store::{CommitRecord, Store, Timestamp};
 use livebase_sync::SubscriptionId;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::shared_runs::SharedRuns;
-use crate::subscriptions::Subscriptions;
+use crate::subscriptions::{ReadSet, Subscriptions};
 
 pub(crate) type ConnectionId = u64;
 
@@ -53,8 +53,9 @@ pub(crate) struct Registration {
 }
 
 impl Hub {
-    /// Starts the task that follows the store's change stream until `shutdown`.
-    pub(crate) fn start(store: Store, shutdown: CancellationToken) -> Arc<Hub> {
+    /// Starts the task that follows the store's change stream until `shutdown`, and reruns every live
+    /// query when `functions` (the runtime's registry version) moves.
+    pub(crate) fn start(store: Store, functions: watch::Receiver<u64>, shutdown: CancellationToken) -> Arc<Hub> {
         // Subscribe before reading the latest timestamp: every commit after it is then on the stream.
         let commits = store.subscribe();
         let ts = store.snapshot().ts();
@@ -64,7 +65,7 @@ impl Hub {
             next_connection: AtomicU64::new(0),
             runs: SharedRuns::default(),
         });
-        tokio::spawn(Arc::clone(&hub).follow(store, commits, shutdown));
+        tokio::spawn(Arc::clone(&hub).follow(store, commits, functions, shutdown));
         hub
     }
 
@@ -72,11 +73,19 @@ impl Hub {
         self: Arc<Hub>,
         store: Store,
         mut commits: broadcast::Receiver<Arc<CommitRecord>>,
+        mut functions: watch::Receiver<u64>,
         shutdown: CancellationToken,
     ) {
         loop {
             let received = tokio::select! {
                 () = shutdown.cancelled() => return,
+                Ok(()) = functions.changed() => {
+                    tracing::info!("the app's functions were replaced: rerunning every live query");
+                    // Runs at the current timestamp were made by the old functions.
+                    self.runs.forget();
+                    self.reset(store.snapshot().ts());
+                    continue;
+                }
                 received = commits.recv() => received,
             };
             match received {
@@ -179,7 +188,7 @@ impl Registration {
     /// Tracks the read set (sorted, disjoint intervals) of a query run at `ts`. False if a commit
     /// since changed it, so it must run again: it is then reported stale like any other, once the
     /// state after that commit can be read, which wakes the connection to rerun it.
-    pub(crate) fn register(&self, subscription: SubscriptionId, read_set: &[KeyInterval], ts: Timestamp) -> bool {
+    pub(crate) fn register(&self, subscription: SubscriptionId, read_set: &ReadSet, ts: Timestamp) -> bool {
         let mut state = self.hub.lock();
         let tracked = state.subscriptions.register((self.id, subscription), read_set, ts);
         let mailbox = state.connections.get_mut(&self.id).expect("registered until dropped");

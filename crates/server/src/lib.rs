@@ -17,6 +17,8 @@
 pub mod admin_env;
 pub mod admin_key;
 pub mod app;
+pub mod deploy;
+pub mod dev;
 pub mod forward;
 mod http_actions;
 pub mod http_api;
@@ -26,6 +28,7 @@ pub mod rest;
 mod serve_args;
 mod shared_runs;
 mod socket;
+pub mod static_site;
 mod subscriptions;
 
 use std::future::IntoFuture;
@@ -80,6 +83,12 @@ pub struct ServerConfig {
     /// How long a WebSocket may go without a message to the client before it is sent a `Ping`;
     /// `None` for `livebase_sync::HEARTBEAT_INTERVAL`. Shorter only in tests.
     pub heartbeat_interval: Option<Duration>,
+    /// `Some` when admins may replace the functions with a TypeScript bundle (`POST /api/admin/deploy`,
+    /// see [`deploy`]), holding what its configuration files read as `process.env` ([`deploy::base_env`]):
+    /// `livebase dev` accepts deploys, `livebase serve` (whose functions are built in) does not.
+    pub deploy_env: Option<std::collections::BTreeMap<String, String>>,
+    /// A built web page served on the site port (`livebase dev --site-dir`).
+    pub site_files: Option<static_site::StaticSite>,
 }
 
 /// What every connection shares.
@@ -94,11 +103,13 @@ struct Shared {
     connections: TaskTracker,
     /// On a read replica, the way to the writer for mutations and actions.
     forwarder: Option<forward::Forwarder>,
+    deploy_env: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Serves `runtime`'s functions on `listener` until `config.shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, runtime: Runtime, config: ServerConfig) -> std::io::Result<()> {
-    let ServerConfig { shutdown, auth, admin_key, rest, site_listener, heartbeat_interval } = config;
+    let ServerConfig { shutdown, auth, admin_key, rest, site_listener, heartbeat_interval, deploy_env, site_files } =
+        config;
     let store = runtime.store().clone();
     if store.is_replica() && admin_key.is_none() {
         let problem = "a read replica needs the admin key: it authenticates its calls to the writer";
@@ -108,7 +119,7 @@ pub async fn serve(listener: TcpListener, runtime: Runtime, config: ServerConfig
         .await
         .map_err(|problem| std::io::Error::new(std::io::ErrorKind::InvalidInput, problem))?;
     let rest_routes = rest::router(store.clone(), rest, admin_key.clone(), shutdown.clone());
-    let hub = hub::Hub::start(store.clone(), shutdown.clone());
+    let hub = hub::Hub::start(store.clone(), runtime.registry_version(), shutdown.clone());
     let forwarder = match (&admin_key, store.is_replica()) {
         (Some(admin_key), true) => Some(forward::Forwarder::new(store.clone(), admin_key.clone(), hub.watermark())),
         _ => {
@@ -126,6 +137,7 @@ pub async fn serve(listener: TcpListener, runtime: Runtime, config: ServerConfig
         auth,
         admin_key,
         heartbeat_interval: heartbeat_interval.unwrap_or(HEARTBEAT_INTERVAL),
+        deploy_env,
         connections: connections.clone(),
         forwarder,
     });
@@ -139,7 +151,8 @@ pub async fn serve(listener: TcpListener, runtime: Runtime, config: ServerConfig
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     match site_listener {
         Some(site_listener) => {
-            let site = axum::serve(site_listener, site_router(shared, rest_routes))
+            let site_routes = site_files.map(static_site::StaticSite::router).unwrap_or_default();
+            let site = axum::serve(site_listener, site_router(shared, rest_routes.merge(site_routes)))
                 .with_graceful_shutdown(shutdown.cancelled_owned());
             tokio::try_join!(api.into_future(), site.into_future())?;
         }
@@ -160,6 +173,7 @@ fn api_router(shared: Arc<Shared>, rest_routes: Router) -> Router {
         .route("/version", get(version))
         .merge(http_api::routes())
         .merge(admin_env::routes())
+        .merge(deploy::routes())
         .merge(forward::routes())
         .merge(http_actions::api_port_routes())
         .with_state(shared)

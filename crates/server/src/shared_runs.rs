@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use livebase_functions::{Identity, Runtime};
-use livebase_store::{KeyInterval, Timestamp};
-use livebase_sync::{SharedOutcome, Subscription};
-use livebase_value::{Value, to_convex_json};
+use livebase_store::Timestamp;
+use livebase_sync::{QueryArgs, SharedOutcome, Subscription};
 
 use crate::forward::wire_log_lines;
 use crate::socket::wire_error;
+use crate::subscriptions::ReadSet;
 
 /// The most query runs kept for sharing. A run is useful only until the next commit moves the
 /// timestamp queries rerun at, so runs at older timestamps are dropped first; past this many at the
@@ -25,8 +25,7 @@ pub const MAX_SHARED_QUERY_RUNS: usize = 4_096;
 pub(crate) struct SharedRun {
     /// What clients are told, serialized once for all of them.
     pub(crate) outcome: Arc<SharedOutcome>,
-    /// The read set's intervals: sorted, disjoint.
-    pub(crate) read_set: Vec<KeyInterval>,
+    pub(crate) read_set: ReadSet,
     /// The snapshot the query read.
     pub(crate) ts: Timestamp,
     read_identity: bool,
@@ -36,7 +35,7 @@ pub(crate) struct SharedRun {
 #[derive(Clone, Hash, PartialEq, Eq)]
 struct QueryKey {
     path: String,
-    args: String,
+    args: QueryArgs,
     journal: Option<String>,
 }
 
@@ -77,15 +76,12 @@ impl SharedRuns {
         ts: Timestamp,
     ) -> Arc<SharedRun> {
         let path = subscription.udf_path.to_string();
-        let key = QueryKey {
-            path: path.clone(),
-            args: to_convex_json(&Value::Object(subscription.args.clone())).to_string(),
-            journal: subscription.journal.clone(),
-        };
+        let key =
+            QueryKey { path: path.clone(), args: subscription.args.clone(), journal: subscription.journal.clone() };
         let run = || {
             let journal = subscription.journal.as_deref();
-            let mut outcome = runtime.run_query(&path, subscription.args.clone(), identity, journal, Some(ts));
-            let read_set = outcome.read_set.intervals().to_vec();
+            let mut outcome = runtime.run_query(&path, subscription.args.decode(), identity, journal, Some(ts));
+            let read_set = ReadSet::from(outcome.read_set.intervals());
             let result = outcome.result.map_err(|error| wire_error(&error));
             let sent = SharedOutcome::new(result, wire_log_lines(&outcome.log_lines), outcome.journal);
             let read_identity = outcome.read_identity;
@@ -99,6 +95,11 @@ impl SharedRuns {
             self.lock().for_any_caller(&key, ts, cell);
         }
         shared
+    }
+
+    /// Drops every run, for the queries to run afresh even at the same timestamp.
+    pub(crate) fn forget(&self) {
+        *self.lock() = State::default();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -156,10 +157,13 @@ impl State {
 
 #[cfg(test)]
 mod tests {
+    use livebase_value::{Object, Value};
+
     use super::*;
 
     fn key(n: usize) -> QueryKey {
-        QueryKey { path: "q:list".to_owned(), args: n.to_string(), journal: None }
+        let args = Object::from([("n".to_owned(), Value::Float64(n as f64))]);
+        QueryKey { path: "q:list".to_owned(), args: QueryArgs::new(args), journal: None }
     }
 
     fn ts(nanos: u64) -> Timestamp {
@@ -169,7 +173,7 @@ mod tests {
     fn done(cell: &RunCell, read_identity: bool) {
         let run = SharedRun {
             outcome: Arc::new(SharedOutcome::new(Ok(Value::Null), Vec::new(), None)),
-            read_set: Vec::new(),
+            read_set: ReadSet::from([]),
             ts: ts(0),
             read_identity,
         };

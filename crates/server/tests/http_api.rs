@@ -416,9 +416,12 @@ async fn the_writers_forward_endpoint_takes_the_admin_key_and_runs_mutations_onc
     let add = |text: &str| json!({ "kind": "mutation", "path": "notes:add", "args": { "text": text } });
 
     let unauthenticated = |answer| refusal(answer, StatusCode::UNAUTHORIZED, "Unauthenticated");
-    assert!(unauthenticated(api.post(FORWARD_PATH, add("x"), None).await).contains("takes the admin key"));
+    assert!(
+        unauthenticated(api.post(FORWARD_PATH, add("x"), None).await)
+            .contains("needs `Authorization: Convex <admin key>`")
+    );
     let as_user = api.post(FORWARD_PATH, add("x"), Some(&format!("Bearer {}", ada_token()))).await;
-    assert!(unauthenticated(as_user).contains("takes the admin key"), "a user may not forward");
+    assert!(unauthenticated(as_user).contains("needs `Authorization: Convex <admin key>`"), "a user may not forward");
     assert_eq!(unauthenticated(api.post(FORWARD_PATH, add("x"), Some("Convex wrong")).await), "Wrong admin key");
 
     let invalid = |answer| refusal(answer, StatusCode::BAD_REQUEST, "BadRequest");

@@ -6,10 +6,11 @@
 mod common;
 #[path = "common/http_app.rs"]
 mod http_app;
+#[path = "common/npm.rs"]
+mod npm;
 #[path = "common/process.rs"]
 mod process;
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use std::time::Duration;
@@ -20,24 +21,13 @@ use livebase_auth::{AuthConfig, Provider, Verifier};
 use livebase_functions::{Function, object_validator};
 use livebase_server::{ServerConfig, app};
 use livebase_value::{ObjectField, Validator, Value};
+use npm::js_dir;
 use process::run;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
-/// Covers `npm ci` on a cold cache; the script itself gives up after 20 s.
-const NPM_TIMEOUT: Duration = Duration::from_secs(300);
+/// The scripts themselves give up after 20 s.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Installs the pinned packages unless `./scripts/test.sh` (or an earlier run) already did.
-async fn js_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    if !dir.join("node_modules/convex").is_dir() {
-        let output =
-            run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir), NPM_TIMEOUT).await;
-        assert!(output.status.success(), "npm ci failed: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    dir
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_npm_client_subscribes_mutates_and_acts() {

@@ -3,7 +3,8 @@
 //! over WebSocket) reach every client in commit order without gaps, a mutation sent to a replica
 //! answers only once that replica shows it, a replica killed with SIGKILL comes back and its clients
 //! resume, and after the writer is killed a new writer on the same database has every acknowledged
-//! commit and the replicas forward to it.
+//! commit and the replicas forward to it. A writer that lost its lease but still runs sends the
+//! replicas on to the new writer, and a replica shows an HTTP route's writes before it answers.
 //!
 //! Needs PostgreSQL (`LIVEBASE_TEST_POSTGRES`, by default `postgres://postgres@127.0.0.1:5432/test`);
 //! without it the test says loudly that it is skipped, unless `LIVEBASE_REQUIRE_POSTGRES=1`.
@@ -60,6 +61,41 @@ impl Drop for TestSchema {
     fn drop(&mut self) {
         if let Err(error) = sql(&self.url, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)) {
             eprintln!("dropping test schema {} failed: {error}", self.name);
+        }
+    }
+}
+
+/// An `ACCESS EXCLUSIVE` lock on one of the test schema's tables, held by an open transaction on a
+/// connection of its own until dropped.
+struct TableLock {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    holder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TableLock {
+    fn take(db: &TestSchema, table: &str) -> TableLock {
+        let (url, statement) = (db.url.clone(), format!("LOCK TABLE {}.{table} IN ACCESS EXCLUSIVE MODE", db.name));
+        let (locked, taken) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            let mut transaction = client.transaction().expect("begin");
+            transaction.batch_execute(&statement).expect("lock");
+            locked.send(()).expect("the test waits for the lock");
+            // Nothing is sent: the sender's drop releases the lock.
+            let _ = released.recv();
+            transaction.rollback().expect("rollback");
+        });
+        taken.recv().expect("the lock is taken");
+        TableLock { release: Some(release), holder: Some(holder) }
+    }
+}
+
+impl Drop for TableLock {
+    fn drop(&mut self) {
+        self.release.take();
+        if let Some(holder) = self.holder.take() {
+            holder.join().expect("the lock holder ends");
         }
     }
 }
@@ -163,9 +199,14 @@ impl Node {
     }
 }
 
-/// `POST <url>/messages` with `body`, the app's HTTP route that sends a message.
+/// The header a writer answers a replica's proxied HTTP route with; never passed on to clients.
+const COMMIT_TS_HEADER: &str = "x-livebase-commit-ts";
+
+/// `POST <url>/messages` with `body`, the app's HTTP route that sends a message; its status and
+/// text. Checks that the writer's commit timestamp for replicas does not reach the client.
 async fn post_message(url: &str, body: &str) -> (u16, String) {
     let response = reqwest::Client::new().post(format!("{url}/messages")).body(body.to_owned()).send().await.unwrap();
+    assert!(!response.headers().contains_key(COMMIT_TS_HEADER), "{:?}", response.headers());
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
@@ -359,6 +400,8 @@ async fn a_replica_passes_http_actions_on_to_the_writer_so_their_mutations_commi
         let (status, id) = post_message(&base, body).await;
         assert_eq!(status, 201, "POST {base}/messages: {id}");
         assert!(!id.is_empty(), "the new message's id");
+        // Read at once: the replica answered only once it showed the route's commit.
+        assert_eq!(replica.bodies().await.last().map(String::as_str), Some(body), "read-your-writes on the replica");
         assert_eq!(writer.bodies().await.last().map(String::as_str), Some(body), "committed on the writer");
     }
     let (status, answer) = post_message(&format!("{}/http/nowhere", replica.url), "x").await;
@@ -367,4 +410,63 @@ async fn a_replica_passes_http_actions_on_to_the_writer_so_their_mutations_commi
         (404, "No HttpAction routed for /nowhere/messages"),
         "the writer's answer as is"
     );
+}
+
+/// The first writer loses its lease to a second while it still runs. The replica, which knows the
+/// first from an earlier forward, sends it the next mutation: the first refuses it as not the
+/// writer (typed, nothing committed), and the replica finds the second through the lease and commits
+/// there, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_lost_its_lease_sends_forwarded_calls_on_to_the_new_writer() {
+    let Some(db) = TestSchema::new() else { return };
+    let mut old_writer = Node::writer(&db).await;
+    let replica = Node::replica(&db).await;
+    replica.send("before the takeover").await;
+    db.execute("UPDATE lease SET expires_at = now() - interval '1 second'");
+    let mut new_writer = Node::writer(&db).await;
+
+    replica.send("after the takeover").await;
+    let expected = ["before the takeover", "after the takeover"];
+    assert_eq!(new_writer.bodies().await, expected, "committed once, on the new writer");
+    assert_eq!(replica.bodies().await, expected);
+
+    // What the replica was told: the old writer refuses a replica's call before running it.
+    let refusal = reqwest::Client::new()
+        .post(format!("{}/http/messages", old_writer.url))
+        .header("x-livebase-via-replica", "1")
+        .body("to the old writer")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal.status(), 503);
+    assert!(refusal.headers().contains_key("x-livebase-not-the-writer"), "{:?}", refusal.headers());
+    let refusal: Json = serde_json::from_str(&refusal.text().await.unwrap()).unwrap();
+    assert_eq!(refusal["code"], "NotTheWriter", "{refusal}");
+    assert_eq!(new_writer.bodies().await, expected, "the refused call ran nowhere");
+    old_writer.kill().await;
+    new_writer.kill().await;
+}
+
+/// A replica answers an HTTP route only once it shows the route's writes: held back from following
+/// the writer, it answers 504 `ReplicaBehind` after `REPLICA_CATCH_UP_TIMEOUT` (10 s) rather than
+/// answering at once with a state that lacks them; following again, it answers at once and shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_answers_an_http_route_only_once_it_shows_the_routes_writes() {
+    let Some(db) = TestSchema::new() else { return };
+    let writer = Node::writer(&db).await;
+    let replica = Node::replica(&db).await;
+    let held_back = "while the replica is held back";
+    {
+        // The replica reads `meta` before every log group it applies; the writer's commits do not.
+        let _lock = TableLock::take(&db, "meta");
+        let (status, answer) = post_message(&format!("{}/http", replica.url), held_back).await;
+        assert_eq!(status, 504, "{answer}");
+        let answer: Json = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["code"], "ReplicaBehind", "{answer}");
+        assert_eq!(writer.bodies().await, [held_back], "committed on the writer, once");
+    }
+    let following = "once the replica follows again";
+    let (status, _) = post_message(&format!("{}/http", replica.url), following).await;
+    assert_eq!(status, 201);
+    assert_eq!(replica.bodies().await, [held_back, following], "read-your-writes on the replica");
 }

@@ -1,14 +1,20 @@
 //! The `livebase` command: `livebase serve --db DIR --port 3210`, or on PostgreSQL a writer
-//! (`--db postgres://...`) and read replicas (`--replica-of postgres://...`).
+//! (`--db postgres://...`) and read replicas (`--replica-of postgres://...`). `livebase dev ./convex`
+//! serves a Convex folder's TypeScript functions and reloads them as it changes; `livebase deploy
+//! ./convex` pushes a folder to a running `livebase dev`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use livebase_auth::{AuthConfig, Verifier};
-use livebase_functions::Runtime;
-use livebase_server::{ServeArgs, ServerConfig, admin_key, app, rest, serve};
+use livebase_functions::{Registry, Runtime};
+use livebase_server::static_site::StaticSite;
+use livebase_server::{ServeArgs, ServerConfig, admin_key, app, deploy, dev, rest, serve};
 use livebase_store::{Store, StoreConfig};
+
+/// Where `livebase dev` keeps its data unless `--db` says otherwise.
+const DEV_DATA_DIR: &str = "./.livebase/dev";
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -30,6 +36,36 @@ enum Command {
         /// token is refused.
         #[arg(long)]
         auth_config: Option<PathBuf>,
+    },
+    /// Serves the functions of a Convex `convex/` folder (TypeScript on embedded QuickJS: its function
+    /// modules, schema.ts, crons.ts, http.ts and auth.config.ts) and reloads them when a file in it
+    /// changes. Accepts `livebase deploy`.
+    #[command(mut_arg("db", |arg| arg.default_value(DEV_DATA_DIR)))]
+    Dev {
+        /// The `convex/` folder.
+        folder: PathBuf,
+        #[command(flatten)]
+        serve: ServeArgs,
+        #[command(flatten)]
+        npm: NpmArgs,
+        /// A built web page to serve on the site port beside the app's HTTP routes (read at start; its
+        /// HTML gets the API's URL in place of `{{LIVEBASE_API_URL}}`).
+        #[arg(long)]
+        site_dir: Option<PathBuf>,
+    },
+    /// Bundles a `convex/` folder here and makes it the functions of a running `livebase dev`
+    /// (through `POST /api/admin/deploy`).
+    Deploy {
+        /// The `convex/` folder.
+        folder: PathBuf,
+        /// The deployment's API port.
+        #[arg(long, default_value = "http://127.0.0.1:3210", env = "LIVEBASE_URL")]
+        url: String,
+        /// The deployment's admin key.
+        #[arg(long, env = "LIVEBASE_ADMIN_KEY", hide_env_values = true)]
+        admin_key: String,
+        #[command(flatten)]
+        npm: NpmArgs,
     },
     /// Prints the admin key of a deployment no server has open (derived from its data, or
     /// LIVEBASE_ADMIN_KEY when set).
@@ -54,6 +90,20 @@ enum Command {
         #[command(subcommand)]
         action: ApiKeyAction,
     },
+}
+
+#[derive(clap::Args)]
+struct NpmArgs {
+    /// Where esbuild and the `convex` npm package are installed [default: the npm folder of
+    /// livebase-js in the source tree this binary was built from].
+    #[arg(long, env = "LIVEBASE_NPM_DIR")]
+    npm_dir: Option<PathBuf>,
+}
+
+impl NpmArgs {
+    fn dir(self) -> PathBuf {
+        self.npm_dir.unwrap_or_else(livebase_js::default_npm_dir)
+    }
 }
 
 #[derive(Subcommand)]
@@ -97,6 +147,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Ok(());
         }
         Command::Env { url, action } => return env(&url, action).await,
+        Command::Dev { folder, serve, npm, site_dir } => return dev_server(folder, serve, npm.dir(), site_dir).await,
+        Command::Deploy { folder, url, admin_key, npm } => return push(&folder, &url, &admin_key, &npm.dir()).await,
     };
     let auth = match auth_config {
         Some(path) => {
@@ -156,16 +208,7 @@ async fn env(url: &str, action: EnvAction) -> Result<(), Box<dyn std::error::Err
         EnvAction::Get { .. } | EnvAction::List => client.get(&base),
         EnvAction::Remove { name } => client.delete(format!("{base}/{name}")),
     };
-    let response = request.header("Authorization", format!("Convex {key}")).send().await?;
-    let status = response.status();
-    let body = response.text().await?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|error| error["message"].as_str().map(str::to_owned))
-            .unwrap_or(body);
-        return Err(format!("{status}: {message}").into());
-    }
+    let body = admin_call(request, &key).await?;
     match action {
         EnvAction::Set { name, .. } => println!("set {name}"),
         EnvAction::Remove { name } => println!("removed {name}"),
@@ -183,6 +226,92 @@ async fn env(url: &str, action: EnvAction) -> Result<(), Box<dyn std::error::Err
             }
         }
     }
+    Ok(())
+}
+
+/// Sends an admin API request; returns the body of a successful answer, or the refusal's message.
+async fn admin_call(request: reqwest::RequestBuilder, admin_key: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let response = request.header("Authorization", format!("Convex {admin_key}")).send().await?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|error| error["message"].as_str().map(str::to_owned))
+            .unwrap_or(body);
+        return Err(format!("{status}: {message}").into());
+    }
+    Ok(body)
+}
+
+/// `livebase dev`: the folder's functions on the store of `serve_args`, reloaded as the folder changes.
+async fn dev_server(
+    folder: PathBuf,
+    serve_args: ServeArgs,
+    npm_dir: PathBuf,
+    site_dir: Option<PathBuf>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if serve_args.replica_of.is_some() {
+        return Err("`livebase dev` runs the writer: --replica-of is for `livebase serve`".into());
+    }
+    // The first version must load: the server's auth providers are its auth.config.ts.
+    let source = livebase_js::bundle(&folder, &npm_dir).map_err(|error| error.to_string())?;
+    let (listener, site_listener) = serve_args.bind().await?;
+    let site_files = match &site_dir {
+        Some(dir) => Some(StaticSite::load(dir, &format!("http://{}", listener.local_addr()?))?),
+        None => None,
+    };
+    let store = Store::open(serve_args.store_config(listener.local_addr()?))?;
+    let new_deployment = admin_key::is_new_deployment(&store);
+    let runtime = Runtime::new(store.clone(), Registry::new());
+    let (api, site) = (listener.local_addr()?, site_listener.local_addr()?);
+    let base_env = deploy::base_env(api, site);
+    let installed = deploy::install(&runtime, source, &base_env).await.map_err(|error| error.to_string())?;
+    for warning in &installed.config.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let auth_config = installed.config.auth;
+    let auth = auth_config.clone().map(Verifier::new).transpose().map_err(|error| error.to_string())?.map(Arc::new);
+    if new_deployment && std::env::var(admin_key::ADMIN_KEY_VARIABLE).is_err() {
+        println!("New deployment. Its admin key (keep it secret): {}", admin_key::admin_key(&store));
+    }
+    println!(
+        "Serving {} ({} functions) on http://{api} (WebSocket ws://{api}/api/sync), HTTP actions on http://{site}/",
+        folder.display(),
+        installed.functions
+    );
+    let config = ServerConfig {
+        auth,
+        admin_key: Some(admin_key::admin_key(&store)),
+        site_listener: Some(site_listener),
+        deploy_env: Some(base_env.clone()),
+        site_files,
+        ..ServerConfig::default()
+    };
+    let shutdown = config.shutdown.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.cancel();
+        }
+    });
+    let scheduler = runtime.start_scheduler().await?;
+    let watched = dev::Watched { folder, npm_dir, runtime: runtime.clone(), auth: auth_config, base_env };
+    tokio::spawn(dev::watch(watched, shutdown));
+    serve(listener, runtime, config).await?;
+    scheduler.stop().await;
+    Ok(())
+}
+
+/// `livebase deploy`: bundles the folder here, installs it there.
+async fn push(folder: &Path, url: &str, admin_key: &str, npm_dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let source = livebase_js::bundle(folder, npm_dir).map_err(|error| error.to_string())?;
+    let request = reqwest::Client::new().post(format!("{}/api/admin/deploy", url.trim_end_matches('/'))).body(source);
+    let answer: serde_json::Value = serde_json::from_str(&admin_call(request, admin_key).await?)?;
+    for warning in answer["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}", warning.as_str().unwrap_or_default());
+    }
+    println!("Deployed {} functions and {} crons to {url}.", answer["functions"], answer["crons"]);
     Ok(())
 }
 

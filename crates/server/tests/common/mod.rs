@@ -25,10 +25,12 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    #[allow(dead_code, reason = "tests serving an app of their own start it with `start_app`")]
     pub async fn start() -> TestServer {
         TestServer::start_with(|config| config).await
     }
 
+    #[allow(dead_code, reason = "tests serving an app of their own start it with `start_app`")]
     pub async fn start_with(configure: impl FnOnce(ServerConfig) -> ServerConfig) -> TestServer {
         TestServer::start_app(app::schema(), app::registry(), configure).await
     }
@@ -61,6 +63,12 @@ impl TestServer {
         let listener = TcpListener::bind(self.addr).await.unwrap();
         self.shutdown = config.shutdown.clone();
         self.serving = tokio::spawn(serve(listener, self.runtime.clone(), config));
+    }
+
+    /// The runtime the server calls functions on, for tests that run its scheduler too.
+    #[allow(dead_code, reason = "only the tests of scheduled functions start the scheduler")]
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
     }
 
     /// Shuts the server down and waits until every connection is closed.

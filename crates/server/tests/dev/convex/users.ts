@@ -1,0 +1,6 @@
+import { query } from "./_generated/server";
+
+export const subject = query({
+  args: {},
+  handler: async (ctx) => (await ctx.auth.getUserIdentity())?.subject ?? null,
+});
