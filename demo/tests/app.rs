@@ -1,6 +1,12 @@
-//! The demo app's functions end to end: its registry run by a real `Runtime` against a real store in a
-//! temporary directory, called as signed-in users the way the sync and HTTP layers call them.
+//! The demo app's functions end to end, in both its implementations (the Rust registry of `demo/src` and
+//! the TypeScript `convex/` folder of `examples/piano-mirror-ts`, loaded by `livebase-js`): each run by a
+//! real `Runtime` against a real store in a temporary directory, called as signed-in users the way the
+//! sync and HTTP layers call them. Every test runs against both (`rust::` and `typescript::`).
 
+#[macro_use]
+mod common;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,9 +14,10 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
-use livebase_functions::{CRON_JOBS_TABLE, FunctionError, Identity, JobState, Runtime, UserIdentity};
-use livebase_store::{Document, Store, StoreConfig};
-use livebase_value::{Object, Value, encode_key_value, to_plain_json};
+use common::Backend;
+use livebase_functions::{CRON_JOBS_TABLE, FunctionError, Identity, JobState, Registry, Runtime, UserIdentity};
+use livebase_store::{Document, Schema, Store, StoreConfig};
+use livebase_value::{Object, Value, encode_key_value, to_convex_json, to_plain_json};
 use piano_mirror::limits::{
     MAX_CENTERS_LISTED, MAX_CLASS_PEERS, MAX_INBOX_MESSAGES, MAX_NAME_CHARS, MAX_PURGED_PER_RUN,
     MAX_SIGNALING_PAYLOAD_BYTES, MAX_SLUG_CHARS, MAX_TITLE_CHARS, MIN_SLUG_CHARS, PURGE_INTERVAL, SEED_CENTERS,
@@ -25,17 +32,37 @@ use serde_json::json;
 const PATIENCE: Duration = Duration::from_secs(30);
 
 struct Demo {
+    backend: Backend,
     runtime: Runtime,
     store: Store,
     _directory: tempfile::TempDir,
 }
 
-async fn demo() -> Demo {
+/// The app's schema and registry (with its cron) in `backend`'s implementation.
+fn app(backend: Backend) -> (Schema, Registry) {
+    match backend {
+        Backend::Rust => (piano_mirror::schema(), piano_mirror::registry().expect("the app's functions register")),
+        Backend::TypeScript => {
+            let app = livebase_js::App::load(&common::typescript_app(), &livebase_js::default_npm_dir())
+                .expect("the app's convex folder loads");
+            // `auth.config.ts` reads the site's URL; these tests call functions with identities directly.
+            let env = BTreeMap::from([("CONVEX_SITE_URL".to_owned(), "http://127.0.0.1:3211".to_owned())]);
+            let config = app.config(&env).expect("schema.ts, crons.ts and auth.config.ts load");
+            let mut registry = Registry::new();
+            app.register(&mut registry).expect("the app's functions register");
+            config.register_crons(&mut registry).expect("the app's cron registers");
+            (config.schema.expect("the app has a schema.ts"), registry)
+        }
+    }
+}
+
+async fn demo(backend: Backend) -> Demo {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let store = Store::open(StoreConfig::new(directory.path())).expect("the store opens");
-    store.apply_schema(&piano_mirror::schema()).await.expect("the app's schema applies");
-    let runtime = Runtime::new(store.clone(), piano_mirror::registry().expect("the app's functions register"));
-    Demo { runtime, store, _directory: directory }
+    let (schema, registry) = app(backend);
+    store.apply_schema(&schema).await.expect("the app's schema applies");
+    let runtime = Runtime::new(store.clone(), registry);
+    Demo { backend, runtime, store, _directory: directory }
 }
 
 fn object(fields: &[(&str, Value)]) -> Object {
@@ -60,6 +87,21 @@ fn identity(subject: &str) -> Identity {
         issuer: "https://livebase.test".to_owned(),
         claims: Object::new(),
     })
+}
+
+impl Backend {
+    /// The bytes a signaling message's payload counts for: the Rust app measures the store's encoding
+    /// of the value, the TypeScript one the JSON of `convexToJson` (what a Convex app can measure).
+    fn payload_bytes(self, payload: &Value) -> usize {
+        match self {
+            Backend::Rust => {
+                let mut encoded = Vec::new();
+                encode_key_value(&mut encoded, Some(payload));
+                encoded.len()
+            }
+            Backend::TypeScript => to_convex_json(payload).to_string().len(),
+        }
+    }
 }
 
 impl Demo {
@@ -168,9 +210,8 @@ fn code<T: std::fmt::Debug>(result: Result<T, FunctionError>) -> (String, String
 
 // ---- users ----
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signing_in_by_name_finds_or_creates_the_user_and_identities_must_name_one() {
-    let demo = demo().await;
+async fn signing_in_by_name_finds_or_creates_the_user_and_identities_must_name_one(backend: Backend) {
+    let demo = demo(backend).await;
     let ada = demo.sign_in("Ada").await;
     assert_eq!(demo.sign_in("  Ada ").await.id, ada.id, "the same name is the same user");
     assert_ne!(demo.sign_in("Ben").await.id, ada.id);
@@ -227,9 +268,8 @@ fn pages(demo: &Demo, center: &Value, page_size: f64) -> Vec<Vec<String>> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn students_of_a_center_are_listed_in_pages_newest_first_within_a_status() {
-    let demo = demo().await;
+async fn students_of_a_center_are_listed_in_pages_newest_first_within_a_status(backend: Backend) {
+    let demo = demo(backend).await;
     let create_center = |name: &str| {
         demo.mutation("centers:create", object(&[("name", Value::from(name))]), &Identity::Unauthenticated)
     };
@@ -268,9 +308,8 @@ async fn students_of_a_center_are_listed_in_pages_newest_first_within_a_status()
     assert_eq!(listed, newest_first);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn students_are_read_created_and_removed_and_bad_input_changes_nothing() {
-    let demo = demo().await;
+async fn students_are_read_created_and_removed_and_bad_input_changes_nothing(backend: Backend) {
+    let demo = demo(backend).await;
     let anyone = Identity::Unauthenticated;
     let longest = "n".repeat(MAX_NAME_CHARS);
     let center =
@@ -319,9 +358,8 @@ async fn students_are_read_created_and_removed_and_bad_input_changes_nothing() {
 
 // ---- rooms ----
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rooms_are_created_joined_and_list_their_peers() {
-    let demo = demo().await;
+async fn rooms_are_created_joined_and_list_their_peers(backend: Backend) {
+    let demo = demo(backend).await;
     let (ada, ben, cleo) = (demo.sign_in("Ada").await, demo.sign_in("Ben").await, demo.sign_in("Cleo").await);
     let args = object(&[("slug", Value::from(" abc123 ")), ("displayName", Value::from("Teacher Ada"))]);
     let room = demo.mutation("rooms:create", args, &ada.identity).await.unwrap();
@@ -353,9 +391,8 @@ async fn rooms_are_created_joined_and_list_their_peers() {
     assert_eq!(string(&demo.peers(&ben, &room).unwrap()[1], "displayName"), "Benjamin");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn class_rooms_hold_up_to_their_capacity() {
-    let demo = demo().await;
+async fn class_rooms_hold_up_to_their_capacity(backend: Backend) {
+    let demo = demo(backend).await;
     let host = demo.sign_in("Host").await;
     let room = demo.create_room(&host, "CLASS1", "class").await.unwrap();
     for n in 1..MAX_CLASS_PEERS {
@@ -366,9 +403,8 @@ async fn class_rooms_hold_up_to_their_capacity() {
     assert_eq!(code(demo.join(&late, "CLASS1").await).0, "ROOM_FULL");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slugs_are_unique_among_open_rooms_and_free_again_once_a_room_closes() {
-    let demo = demo().await;
+async fn slugs_are_unique_among_open_rooms_and_free_again_once_a_room_closes(backend: Backend) {
+    let demo = demo(backend).await;
     let (ada, ben) = (demo.sign_in("Ada").await, demo.sign_in("Ben").await);
     let first = demo.create_room(&ada, "PIANO1", "one-on-one").await.unwrap();
     assert_eq!(code(demo.create_room(&ben, "piano1", "class").await).0, "SLUG_TAKEN");
@@ -403,9 +439,8 @@ async fn slugs_are_unique_among_open_rooms_and_free_again_once_a_room_closes() {
 
 // ---- signaling ----
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signaling_messages_need_the_sender_and_the_recipient_in_the_room() {
-    let demo = demo().await;
+async fn signaling_messages_need_the_sender_and_the_recipient_in_the_room(backend: Backend) {
+    let demo = demo(backend).await;
     let (room, ada, ben, cleo) = demo.room_of_two().await;
     let offer = || Value::Object(object(&[("sdp", Value::from("v=0 ..."))]));
 
@@ -420,12 +455,8 @@ async fn signaling_messages_need_the_sender_and_the_recipient_in_the_room() {
     let bad_type = demo.send(&ada, &room, &ben.id, "bye", offer()).await.unwrap_err();
     assert!(bad_type.to_string().contains("bye"), "{bad_type}");
 
-    // The payload limit, at its boundary: a string payload encodes as a fixed overhead plus its bytes.
-    let encoded_len = |payload: &Value| {
-        let mut encoded = Vec::new();
-        encode_key_value(&mut encoded, Some(payload));
-        encoded.len()
-    };
+    // The payload limit, at its boundary: a string payload measures a fixed overhead plus its bytes.
+    let encoded_len = |payload: &Value| demo.backend.payload_bytes(payload);
     let overhead = encoded_len(&Value::from(""));
     let at_limit = Value::String("x".repeat(MAX_SIGNALING_PAYLOAD_BYTES - overhead));
     assert_eq!(encoded_len(&at_limit), MAX_SIGNALING_PAYLOAD_BYTES);
@@ -442,9 +473,8 @@ async fn signaling_messages_need_the_sender_and_the_recipient_in_the_room() {
     assert_eq!(demo.documents("signalingMessages").len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_inbox_holds_the_messages_to_me_in_the_room_since_a_time() {
-    let demo = demo().await;
+async fn the_inbox_holds_the_messages_to_me_in_the_room_since_a_time(backend: Backend) {
+    let demo = demo(backend).await;
     let (ada, ben, cleo) = (demo.sign_in("Ada").await, demo.sign_in("Ben").await, demo.sign_in("Cleo").await);
     let room = demo.create_room(&ada, "TRIO01", "class").await.unwrap();
     demo.join(&ben, "TRIO01").await.unwrap();
@@ -480,9 +510,8 @@ async fn the_inbox_holds_the_messages_to_me_in_the_room_since_a_time() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_inbox_returns_at_most_its_limit_oldest_first() {
-    let demo = demo().await;
+async fn the_inbox_returns_at_most_its_limit_oldest_first(backend: Backend) {
+    let demo = demo(backend).await;
     let (room, ada, ben, _) = demo.room_of_two().await;
     let message = |n: usize| {
         object(&[
@@ -514,17 +543,18 @@ async fn the_inbox_returns_at_most_its_limit_oldest_first() {
     );
 }
 
-/// Inserts signaling messages expiring at `expires_at` (milliseconds) straight into the store.
-async fn insert_messages(demo: &Demo, expires_at: &[f64]) -> Vec<String> {
+/// Inserts signaling messages from the host of `room` to its guest, expiring at `expires_at`
+/// (milliseconds), straight into the store.
+async fn insert_messages(demo: &Demo, (room, from, to): (&Value, &User, &User), expires_at: &[f64]) -> Vec<String> {
     let (ids, _) = demo
         .store
         .transact(|tx| {
             let mut ids = Vec::new();
             for (n, expires_at) in expires_at.iter().enumerate() {
                 let message = object(&[
-                    ("roomId", Value::from("room")),
-                    ("fromUserId", Value::from("a")),
-                    ("toUserId", Value::from("b")),
+                    ("roomId", room.clone()),
+                    ("fromUserId", Value::from(from.id.as_str())),
+                    ("toUserId", Value::from(to.id.as_str())),
                     ("type", Value::from("ice")),
                     ("payload", Value::Float64(n as f64)),
                     ("expiresAt", Value::Float64(*expires_at)),
@@ -545,13 +575,14 @@ fn message_ids(demo: &Demo) -> Vec<String> {
     ids
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purging_deletes_exactly_the_expired_messages() {
-    let demo = demo().await;
+async fn purging_deletes_exactly_the_expired_messages(backend: Backend) {
+    let demo = demo(backend).await;
+    let (room, ada, ben, _) = demo.room_of_two().await;
+    let peers = (&room, &ada, &ben);
     let now = now_millis();
     let hour = 3_600_000.0;
-    let expired = insert_messages(&demo, &[now - 2.0 * hour, now - 1.0, 0.0]).await;
-    let mut live = insert_messages(&demo, &[now + hour, now + 2.0 * hour]).await;
+    let expired = insert_messages(&demo, peers, &[now - 2.0 * hour, now - 1.0, 0.0]).await;
+    let mut live = insert_messages(&demo, peers, &[now + hour, now + 2.0 * hour]).await;
     assert_eq!(expired.len() + live.len(), 5);
 
     assert_eq!(demo.purge().await, Value::Float64(3.0));
@@ -565,19 +596,20 @@ async fn purging_deletes_exactly_the_expired_messages() {
     assert!(from_client.unwrap_err().to_string().contains("Could not find public function"), "internal only");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purging_a_backlog_deletes_a_bounded_batch_and_runs_again_until_done() {
-    let demo = demo().await;
+async fn purging_a_backlog_deletes_a_bounded_batch_and_runs_again_until_done(backend: Backend) {
+    let demo = demo(backend).await;
+    let (room, ada, ben, _) = demo.room_of_two().await;
+    let peers = (&room, &ada, &ben);
     let past = now_millis() - 1_000.0;
     // Exactly the limit: one run, no follow-up.
-    insert_messages(&demo, &vec![past; MAX_PURGED_PER_RUN]).await;
+    insert_messages(&demo, peers, &vec![past; MAX_PURGED_PER_RUN]).await;
     assert_eq!(demo.purge().await, Value::Float64(MAX_PURGED_PER_RUN as f64));
     assert!(demo.documents("signalingMessages").is_empty());
     assert!(demo.runtime.scheduled_jobs().is_empty());
 
     // One more than the limit: the run deletes the limit and schedules itself, and the scheduler's run
     // deletes the rest.
-    insert_messages(&demo, &vec![past; MAX_PURGED_PER_RUN + 1]).await;
+    insert_messages(&demo, peers, &vec![past; MAX_PURGED_PER_RUN + 1]).await;
     let mut changes = demo.store.subscribe();
     let scheduler = demo.runtime.start_scheduler().await.unwrap();
     assert_eq!(demo.purge().await, Value::Float64(MAX_PURGED_PER_RUN as f64));
@@ -598,9 +630,8 @@ async fn purging_a_backlog_deletes_a_bounded_batch_and_runs_again_until_done() {
     scheduler.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_purge_cron_is_registered_to_run_hourly() {
-    let demo = demo().await;
+async fn the_purge_cron_is_registered_to_run_hourly(backend: Backend) {
+    let demo = demo(backend).await;
     let before = now_millis();
     let scheduler = demo.runtime.start_scheduler().await.unwrap();
     let after = now_millis();
@@ -643,9 +674,8 @@ async fn fake_turn_provider() -> String {
     url
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn turn_config_is_stun_only_without_a_provider_and_the_providers_servers_with_one() {
-    let demo = demo().await;
+async fn turn_config_is_stun_only_without_a_provider_and_the_providers_servers_with_one(backend: Backend) {
+    let demo = demo(backend).await;
     let ada = demo.sign_in("Ada").await;
     let turn_config = || async { demo.runtime.run_action("signaling:turnConfig", Object::new(), &ada.identity).await };
     let plain = |value: Value| to_plain_json(&value);
@@ -679,9 +709,8 @@ async fn turn_config_is_stun_only_without_a_provider_and_the_providers_servers_w
 
 // ---- runs ----
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn practice_runs_are_created_by_signed_in_users() {
-    let demo = demo().await;
+async fn practice_runs_are_created_by_signed_in_users(backend: Backend) {
+    let demo = demo(backend).await;
     let ada = demo.sign_in("Ada").await;
     let demo = &demo;
     let create = |title: String, identity: Identity| async move {
@@ -718,9 +747,8 @@ fn roster(demo: &Demo) -> Vec<(String, String, String)> {
     roster
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seed_data_is_deterministic_and_written_once() {
-    let (first, second) = (demo().await, demo().await);
+async fn seed_data_is_deterministic_and_written_once(backend: Backend) {
+    let (first, second) = (demo(backend).await, demo(backend).await);
     let seeded = piano_mirror::seed_demo_data(&first.runtime).await.unwrap();
     let expected = json!({
         "seeded": true,
@@ -744,3 +772,21 @@ async fn seed_data_is_deterministic_and_written_once() {
     let center = Value::String(first.documents("centers")[0].id().encode());
     assert_eq!(pages(&first, &center, 500.0).concat().len(), SEED_STUDENTS_PER_CENTER);
 }
+
+for_both_backends!(
+    signing_in_by_name_finds_or_creates_the_user_and_identities_must_name_one,
+    students_of_a_center_are_listed_in_pages_newest_first_within_a_status,
+    students_are_read_created_and_removed_and_bad_input_changes_nothing,
+    rooms_are_created_joined_and_list_their_peers,
+    class_rooms_hold_up_to_their_capacity,
+    slugs_are_unique_among_open_rooms_and_free_again_once_a_room_closes,
+    signaling_messages_need_the_sender_and_the_recipient_in_the_room,
+    the_inbox_holds_the_messages_to_me_in_the_room_since_a_time,
+    the_inbox_returns_at_most_its_limit_oldest_first,
+    purging_deletes_exactly_the_expired_messages,
+    purging_a_backlog_deletes_a_bounded_batch_and_runs_again_until_done,
+    the_purge_cron_is_registered_to_run_hourly,
+    turn_config_is_stun_only_without_a_provider_and_the_providers_servers_with_one,
+    practice_runs_are_created_by_signed_in_users,
+    seed_data_is_deterministic_and_written_once,
+);

@@ -1,10 +1,12 @@
-//! The demo binary end to end over HTTP: the run contract (`--port`, `--site-port`, `--data`,
+//! The demo's backends end to end over HTTP: the run contract (`--port`, `--site-port`, `--data`,
 //! `GET /version`), the web page on the site port, dev sign-in on both ports with a token the API
-//! accepts, and the runs list and its single records behind API keys.
+//! accepts (both backends), and the runs list and its single records behind API keys (the Rust binary's
+//! server configuration: REST lists are not part of a `convex/` folder).
 
+#[macro_use]
 mod common;
 
-use common::{ADMIN_KEY, start};
+use common::{ADMIN_KEY, Backend, start};
 use serde_json::{Value, json};
 
 async fn post(url: String, authorization: Option<String>, body: Value) -> (u16, Value) {
@@ -16,26 +18,39 @@ async fn post(url: String, authorization: Option<String>, body: Value) -> (u16, 
     (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test]
-async fn sign_in_tokens_work_on_the_api_and_runs_are_listed_with_an_api_key() {
-    let data = tempfile::tempdir().unwrap();
-    let (mut child, api, site) = start(data.path()).await;
-
+/// Signs Ada in on the site port; answers her token.
+async fn sign_in(site: &str) -> (String, Value) {
     let (status, signed_in) = post(format!("{site}/auth/dev"), None, json!({"name": "Ada"})).await;
     assert_eq!(status, 200, "{signed_in}");
-    let token = signed_in["token"].as_str().expect("a token").to_owned();
+    (signed_in["token"].as_str().expect("a token").to_owned(), signed_in)
+}
+
+async fn sign_in_tokens_work_on_the_api(backend: Backend) {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, api, site) = start(backend, data.path()).await;
+
+    let (token, signed_in) = sign_in(&site).await;
     let (status, again) = post(format!("{api}/http/auth/dev"), None, json!({"name": "Ada"})).await;
     assert_eq!(status, 200);
     assert_eq!(again["userId"], signed_in["userId"], "the same name is the same user, on either port");
     let (status, refused) = post(format!("{site}/auth/dev"), None, json!({"nom": "Ada"})).await;
     assert_eq!(status, 400, "{refused}");
+    let (status, refused) = post(format!("{site}/auth/dev"), None, json!({"name": " "})).await;
+    assert_eq!((status, &refused["code"]), (400, &json!("INVALID")), "{refused}");
 
     let me = json!({"path": "users:me", "args": {}, "format": "json"});
     let (_, answer) = post(format!("{api}/api/query"), Some(format!("Bearer {token}")), me.clone()).await;
     assert_eq!(answer["value"]["_id"], signed_in["userId"], "{answer}");
     let (status, _) = post(format!("{api}/api/query"), Some("Bearer not-a-token".into()), me).await;
     assert_eq!(status, 401);
+    child.kill().await.unwrap();
+}
 
+#[tokio::test]
+async fn runs_are_listed_with_an_api_key() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, api, site) = start(Backend::Rust, data.path()).await;
+    let (token, _) = sign_in(&site).await;
     let create = json!({"path": "runs:create", "args": {"title": "Scales"}, "format": "json"});
     let (_, created) = post(format!("{api}/api/mutation"), Some(format!("Bearer {token}")), create).await;
     assert_eq!(created["status"], "success", "{created}");
@@ -67,10 +82,9 @@ async fn sign_in_tokens_work_on_the_api_and_runs_are_listed_with_an_api_key() {
     child.kill().await.unwrap();
 }
 
-#[tokio::test]
-async fn the_site_serves_the_page_with_the_api_url_and_its_bundle() {
+async fn the_site_serves_the_page_with_the_api_url_and_its_bundle(backend: Backend) {
     let data = tempfile::tempdir().unwrap();
-    let (mut child, api, site) = start(data.path()).await;
+    let (mut child, api, site) = start(backend, data.path()).await;
     let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/dist");
 
     let page = reqwest::get(format!("{site}/?view=students")).await.unwrap();
@@ -103,3 +117,5 @@ async fn a_bad_api_url_is_refused_before_the_deployment_is_created() {
     assert!(stderr.contains("it must start with http:// or https://"), "{stderr}");
     assert!(!data.exists(), "nothing is created");
 }
+
+for_both_backends!(sign_in_tokens_work_on_the_api, the_site_serves_the_page_with_the_api_url_and_its_bundle);

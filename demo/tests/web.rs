@@ -1,4 +1,5 @@
-//! Piano Mirror's web page (`demo/web`) in headless Chromium, loaded from the demo binary's site port:
+//! Piano Mirror's web page (`demo/web`) in headless Chromium, loaded from the site port of each backend
+//! (the demo binary, and `livebase dev` serving the TypeScript app with the page of `demo/web/dist`):
 //! the student list's live pagination and two browsers mirroring piano keys over WebRTC; and the
 //! committed bundle the binary embeds (`demo/web/dist`) is what `demo/web/build.sh` builds from the
 //! sources. The Node scripts under `demo/web/tests/` drive Chromium (with the harness of
@@ -6,13 +7,15 @@
 //! and the pinned npm packages. With `LIVEBASE_SCREENSHOT_DIR=docs` the scripts save the screenshots
 //! README shows.
 
+#[macro_use]
 mod common;
 #[path = "../../crates/server/tests/common/process.rs"]
 mod process;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use common::Backend;
 use process::run;
 use tokio::process::Command;
 
@@ -27,17 +30,17 @@ const BUILT_FILES: [&str; 2] = ["index.html", "app.js"];
 
 /// The repository's root, with Chromium and the npm packages installed.
 async fn browser_env() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = common::repository_root();
     let setup = run(&mut Command::new(root.join("scripts/browser-env.sh")), SETUP_TIMEOUT).await;
     assert!(setup.status.success(), "scripts/browser-env.sh failed: {}", String::from_utf8_lossy(&setup.stderr));
     root
 }
 
-async fn run_script(script: &str) {
+async fn run_script(backend: Backend, script: &str) {
     let root = browser_env().await;
 
     let data = tempfile::tempdir().unwrap();
-    let (mut demo, api, site) = common::start(data.path()).await;
+    let (mut demo, api, site) = common::start(backend, data.path()).await;
     let output = run(
         Command::new("node").arg(script).arg(&api).arg(&site).current_dir(root.join("demo/web/tests")),
         SCRIPT_TIMEOUT,
@@ -50,15 +53,18 @@ async fn run_script(script: &str) {
     demo.kill().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_student_list_loads_pages_and_stays_equal_to_the_center_under_live_writes() {
-    run_script("students.mjs").await;
+async fn the_student_list_loads_pages_and_stays_equal_to_the_center_under_live_writes(backend: Backend) {
+    run_script(backend, "students.mjs").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_browsers_join_a_room_and_mirror_piano_keys_over_webrtc() {
-    run_script("piano.mjs").await;
+async fn two_browsers_join_a_room_and_mirror_piano_keys_over_webrtc(backend: Backend) {
+    run_script(backend, "piano.mjs").await;
 }
+
+for_both_backends!(
+    the_student_list_loads_pages_and_stays_equal_to_the_center_under_live_writes,
+    two_browsers_join_a_room_and_mirror_piano_keys_over_webrtc,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_committed_bundle_is_what_build_sh_builds_from_the_sources() {
