@@ -11,11 +11,15 @@ fi
 if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
   (apt-get update -qq && apt-get install -y -qq fonts-dejavu-core) >/dev/null || echo "could not install fonts-dejavu-core: no charts" >&2
 fi
-# PostgreSQL is the baseline of the transfer and insert scenarios; start Debian's cluster if it is
-# installed but stopped. Without it those baselines say "skipped: no PostgreSQL".
+# PostgreSQL is the baseline of the transfer and insert scenarios, and the store of the
+# commits-on-postgres and replica-fanout (writer + 2 read replicas) scenarios; start Debian's cluster if
+# it is installed but stopped. Without it those say "skipped: no PostgreSQL".
 if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   pg_ctlcluster 15 main start 2>/dev/null || echo "PostgreSQL is not running: its baselines will be skipped" >&2
 fi
+# esbuild and the npm `convex` server library, which the TypeScript scenario (js-calls) bundles
+# bench/convex with.
+if [ ! -d crates/js/npm/node_modules ]; then npm ci --prefix crates/js/npm --no-audit --no-fund; fi
 # The fan-out scenario holds 10,000 client sockets in the harness, and the server as many.
 ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 10100 ]; then

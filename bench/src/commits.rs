@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use livebase_store::{Store, StoreConfig};
+use livebase_store::{COMMITTER_THREAD, DURABILITY_THREAD, PUBLISH_THREAD, RECLAIM_THREAD, Store, StoreConfig};
 use livebase_value::{Object, Value};
 
 use crate::Effort;
@@ -30,6 +30,7 @@ pub fn run(effort: Effort, report: &mut Report) {
         let mut raw_rates = Vec::new();
         let mut batch_sizes = Vec::new();
         let mut cpu_per_commit = Vec::new();
+        let mut thread_cpu: [Vec<f64>; PIPELINE_THREADS.len()] = Default::default();
         let mut cores_busy = Vec::new();
         for _ in 0..effort.runs {
             let engine = engine_run(writers, effort.duration);
@@ -40,6 +41,9 @@ pub fn run(effort: Effort, report: &mut Report) {
             engine_rates.push(engine.commits_per_second);
             batch_sizes.push(engine.commits_per_batch);
             cpu_per_commit.push(engine.cpu_micros_per_commit);
+            for (runs, micros) in thread_cpu.iter_mut().zip(engine.thread_micros_per_commit) {
+                runs.push(micros);
+            }
             cores_busy.push(engine.cores_busy);
             raw_rates.push(raw);
         }
@@ -48,6 +52,9 @@ pub fn run(effort: Effort, report: &mut Report) {
         let batch = report.add(SECTION, &format!("commits per fsync, {writers} writers"), "commits", batch_sizes);
         report.add(SECTION, &format!("CPU per commit (whole process), {writers} writers"), "µs", cpu_per_commit);
         report.add(SECTION, &format!("cores busy (whole process), {writers} writers"), "cores", cores_busy);
+        for ((role, _), runs) in PIPELINE_THREADS.iter().zip(thread_cpu) {
+            report.add(SECTION, &format!("CPU per commit, {role} thread, {writers} writers"), "µs", runs);
+        }
         let engine_name = format!("engine in-process, {writers} writers");
         report.compare(
             (&engine_name, engine),
@@ -73,6 +80,14 @@ pub fn run(effort: Effort, report: &mut Report) {
     }
 }
 
+/// The store's pipeline threads whose CPU time per commit is reported: (role, thread name).
+const PIPELINE_THREADS: [(&str, &str); 4] = [
+    ("committer", COMMITTER_THREAD),
+    ("durability", DURABILITY_THREAD),
+    ("publisher", PUBLISH_THREAD),
+    ("reclaimer", RECLAIM_THREAD),
+];
+
 /// The storage engine issue's targets: a share of the physical limit, and an absolute rate.
 const RATIO_TARGET: f64 = 0.5;
 const RATE_TARGET_64_WRITERS: f64 = 50_000.0;
@@ -83,6 +98,9 @@ pub(crate) struct EngineRun {
     bytes_per_commit: usize,
     /// CPU time of the whole process (writers, committer, disk stage) per commit.
     cpu_micros_per_commit: f64,
+    /// CPU time of each of `PIPELINE_THREADS` per commit: each is a serial part of the pipeline, which
+    /// bounds the rate however many cores there are (and is less sensitive to a busy machine).
+    thread_micros_per_commit: [f64; PIPELINE_THREADS.len()],
     cores_busy: f64,
 }
 
@@ -100,6 +118,7 @@ pub(crate) fn engine_run_on(config: StoreConfig, writers: usize, duration: Durat
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let before = store.stats();
     let cpu_before = crate::cpu_seconds("/proc/self/stat");
+    let threads_before = PIPELINE_THREADS.map(|(_, thread)| thread_cpu_seconds(thread));
     let committed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -129,6 +148,7 @@ pub(crate) fn engine_run_on(config: StoreConfig, writers: usize, duration: Durat
     });
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = crate::cpu_seconds("/proc/self/stat") - cpu_before;
+    let threads_after = PIPELINE_THREADS.map(|(_, thread)| thread_cpu_seconds(thread));
     let after = store.stats();
     let commits = after.commits - before.commits;
     assert_eq!(commits, committed.load(Ordering::Relaxed), "every acknowledged commit was counted by the store");
@@ -137,8 +157,25 @@ pub(crate) fn engine_run_on(config: StoreConfig, writers: usize, duration: Durat
         commits_per_batch: commits as f64 / (after.batches - before.batches).max(1) as f64,
         bytes_per_commit: ((after.logged_bytes - before.logged_bytes) / commits.max(1)) as usize,
         cpu_micros_per_commit: cpu * 1e6 / commits.max(1) as f64,
+        thread_micros_per_commit: std::array::from_fn(|thread| {
+            (threads_after[thread] - threads_before[thread]) * 1e6 / commits.max(1) as f64
+        }),
         cores_busy: cpu / elapsed,
     }
+}
+
+/// CPU seconds used so far by this process's threads named `name` (Linux keeps its first 15 bytes).
+fn thread_cpu_seconds(name: &str) -> f64 {
+    let shown = &name[..name.len().min(15)];
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    tasks
+        .filter_map(|task| {
+            let task = task.ok()?.path();
+            // A thread may end between listing and reading: it is then no longer ours to count.
+            let comm = std::fs::read_to_string(task.join("comm")).ok()?;
+            (comm.trim_end() == shown).then(|| crate::cpu_seconds(&task.join("stat").to_string_lossy()))
+        })
+        .sum()
 }
 
 /// Appends one row of `batch * commit_bytes` per transaction (one fsync each) to a SQLite table in WAL

@@ -4,6 +4,7 @@
 //! loaded by `wrk` over keep-alive connections.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 
 use serde_json::{Value as Json, json};
 
@@ -41,17 +42,30 @@ pub fn run(effort: Effort, report: &mut Report) {
             assert!(!value.is_null(), "{name} answers a value");
         }
     });
-    let directory = tempfile::tempdir().expect("temporary directory");
     for (name, kind, path, args) in calls() {
-        let script = directory.path().join(format!("{kind}.lua"));
-        std::fs::write(&script, lua_script(kind, path, &args)).expect("write the wrk script");
-        let runs: Vec<wrk::WrkRun> =
-            (0..effort.runs).map(|_| wrk::run(server.address, &script, effort.duration)).collect();
-        let name = format!("{name}, {CONNECTIONS} connections");
-        report.add(SECTION, &name, "calls/s", runs.iter().map(|run| run.requests_per_second).collect());
-        report.add(SECTION, &format!("{name}: latency p50"), "ms", runs.iter().map(|run| run.p50_millis).collect());
-        report.add(SECTION, &format!("{name}: latency p99"), "ms", runs.iter().map(|run| run.p99_millis).collect());
+        load(report, SECTION, name, server.address, (kind, path, &args), effort);
     }
+}
+
+/// Loads `address` with `POST /api/<kind>` of `path(args)` through wrk, `effort.runs` times, and
+/// records the calls/s and latency p50/p99 as `name` in `section`; returns the median calls/s.
+pub fn load(
+    report: &mut Report,
+    section: &str,
+    name: &str,
+    address: SocketAddr,
+    (kind, path, args): (&str, &str, &Json),
+    effort: Effort,
+) -> f64 {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let script = directory.path().join(format!("{kind}.lua"));
+    std::fs::write(&script, lua_script(kind, path, args)).expect("write the wrk script");
+    let runs: Vec<wrk::WrkRun> = (0..effort.runs).map(|_| wrk::run(address, &script, effort.duration)).collect();
+    let name = format!("{name}, {CONNECTIONS} connections");
+    let rate = report.add(section, &name, "calls/s", runs.iter().map(|run| run.requests_per_second).collect());
+    report.add(section, &format!("{name}: latency p50"), "ms", runs.iter().map(|run| run.p50_millis).collect());
+    report.add(section, &format!("{name}: latency p99"), "ms", runs.iter().map(|run| run.p99_millis).collect());
+    rate
 }
 
 /// A wrk script sending `POST /api/<kind>` with the call as its JSON body.

@@ -9,6 +9,8 @@ mod client;
 mod commits;
 mod fanout;
 mod http_calls;
+mod js_calls;
+mod js_engine;
 mod keynote;
 mod matching;
 mod memory;
@@ -16,6 +18,7 @@ mod pagination;
 mod pagination_churn;
 mod postgres;
 mod postgres_store;
+mod replica_fanout;
 mod report;
 mod rest_list;
 mod server;
@@ -65,6 +68,14 @@ enum Role {
     /// stdin closes.
     #[command(hide = true)]
     KeynoteServer,
+    /// Serves the benchmark app on PostgreSQL as a writer or read replica (configured by the
+    /// environment); prints the port, stops when stdin closes.
+    #[command(hide = true)]
+    PostgresNode,
+    /// Serves the benchmark app with the TypeScript twins of its functions; prints the port, stops
+    /// when stdin closes.
+    #[command(hide = true)]
+    JsServer,
     /// The keynote scenario alone, with the full run's effort: prints its figures without writing
     /// the results page (`bench/keynote.sh`).
     #[command(hide = true)]
@@ -75,7 +86,7 @@ enum Role {
 type Scenario = fn(Effort, &mut report::Report);
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [(&str, Scenario); 12] = [
+const SCENARIOS: [(&str, Scenario); 14] = [
     ("commits", commits::run),
     ("commits-on-postgres", postgres_store::run),
     ("socket-commits", socket_commits::run),
@@ -83,11 +94,13 @@ const SCENARIOS: [(&str, Scenario); 12] = [
     ("keynote", keynote::run),
     ("matching", matching::run),
     ("fanout", fanout::run),
+    ("replica-fanout", replica_fanout::run),
     ("memory", memory::run),
     ("pagination", pagination::run),
     ("pagination-churn", pagination_churn::run),
     ("rest-list", rest_list::run),
     ("http-calls", http_calls::run),
+    ("js-calls", js_calls::run),
 ];
 
 /// How long and how often each scenario runs.
@@ -115,6 +128,8 @@ fn main() {
         Some(Role::Server) => return server::serve_benchmark_app(),
         Some(Role::Broadcaster) => return broadcaster::serve(),
         Some(Role::KeynoteServer) => return keynote::serve_keynote_app(),
+        Some(Role::PostgresNode) => return replica_fanout::serve_postgres_node(),
+        Some(Role::JsServer) => return js_calls::serve_js_app(),
         Some(Role::Keynote) => {
             let mut report = report::Report::new(std::env::args().collect::<Vec<_>>().join(" "));
             keynote::run(Effort::new(false), &mut report);

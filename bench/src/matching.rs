@@ -37,7 +37,7 @@ pub fn run(effort: Effort, report: &mut Report) {
         let registering = Instant::now();
         for owner in 0..idle {
             let interval = KeyInterval { start: value_key(owner as u64), end: value_key(owner as u64 + 1) };
-            assert!(subscriptions.register(owner, &[interval], Timestamp::from_nanos(0)), "no commit yet");
+            assert!(subscriptions.register(owner, &Arc::from([interval]), Timestamp::from_nanos(0)), "no commit yet");
         }
         let register_micros = registering.elapsed().as_secs_f64() * 1e6 / idle as f64;
         let mut rng = StdRng::seed_from_u64(idle as u64);

@@ -47,7 +47,7 @@ pub fn run(effort: Effort, report: &mut Report) {
     }
 }
 
-async fn drop_schema(connection: &str, schema: &str) -> Result<(), String> {
+pub(crate) async fn drop_schema(connection: &str, schema: &str) -> Result<(), String> {
     let client = connect(connection).await?;
     client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.map_err(|error| error.to_string())
 }

@@ -25,11 +25,17 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts this binary as `role` (`server` or `broadcaster`).
     pub fn start(role: &str) -> ServerProcess {
+        ServerProcess::start_with_env(role, &[])
+    }
+
+    /// Starts this binary as `role` with `env` set in its environment (how a role is configured).
+    pub fn start_with_env(role: &str, env: &[(&str, &str)]) -> ServerProcess {
         let data = tempfile::tempdir().expect("temporary directory");
         // The running binary itself, even if a build has replaced the file since it started.
         let mut child = Command::new("/proc/self/exe")
             .arg(role)
             .env("LIVEBASE_BENCH_DATA_DIR", data.path())
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -86,10 +92,15 @@ pub fn serve_benchmark_app() {
 /// Binds a loopback port and tells the harness which.
 pub async fn listen() -> TcpListener {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    announce(&listener);
+    listener
+}
+
+/// Tells the harness the port of `listener`: the sign that the server is ready for clients.
+pub fn announce(listener: &TcpListener) {
     let port = listener.local_addr().expect("local address").port();
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on port {port}").and_then(|()| stdout.flush()).expect("tell the harness the port");
-    listener
 }
 
 /// Runs `serve` on a multi-threaded runtime (one worker per core, as the `livebase` binary does),
