@@ -84,9 +84,11 @@ struct Socket {
     notified: bool,
     /// The connection owes a Transition at a timestamp the hub has not matched commits up to yet.
     awaiting_watermark: bool,
-    /// On a read replica, the newest timestamp the client saw before it reconnected, while the hub
-    /// has not reached it: no Transition goes out before it does (timestamps only move forward for
-    /// a client), and the connection fails if it has not by the deadline.
+    /// A timestamp the hub must reach before the next Transition, with a deadline: on a read replica
+    /// the newest timestamp the client saw before it reconnected (timestamps only move forward for a
+    /// client); on any node the latest commit when the client asked for new queries (a query asked
+    /// for after a write was acknowledged, over any path, sees it). The connection fails if the hub
+    /// has not reached it by the deadline.
     catch_up: Option<(Timestamp, Instant)>,
     closed: bool,
 }
@@ -161,6 +163,9 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
             frame = stream.next(), if !socket.authenticating => match frame {
                 Some(Ok(Message::Text(text))) => {
                     let effects = socket.connection.receive_text(&text);
+                    if socket.connection.needs_transition() {
+                        socket.reach_latest_commit();
+                    }
                     socket.carry_out(effects);
                 }
                 Some(Ok(Message::Binary(_))) => socket.close(UNSUPPORTED_DATA, "BinaryMessagesNotSupported"),
@@ -187,7 +192,8 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
                 if *watermark.borrow() < seen {
                     tracing::warn!(
                         %seen,
-                        "a client saw commits this replica has not reached within {REPLICA_CATCH_UP_TIMEOUT:?} \
+                        "this node's subscriptions did not reach a commit a client needs (one it saw, or the \
+                         latest when it asked for queries) within {REPLICA_CATCH_UP_TIMEOUT:?} \
                          (REPLICA_CATCH_UP_TIMEOUT): closing its connection, it reconnects"
                     );
                     let effects = socket.connection.fail(Failure::Internal);
@@ -233,8 +239,7 @@ impl Socket {
                     };
                     if self.shared.store.is_replica() {
                         // A replica may be behind the node the client was on: wait for it, bounded.
-                        let deadline = Instant::now() + REPLICA_CATCH_UP_TIMEOUT;
-                        self.catch_up = Some((seen, deadline));
+                        self.catch_up_to(seen);
                     } else if seen > latest {
                         tracing::warn!("a client saw writes newer than this server's latest commit");
                         effects.extend(self.connection.fail(Failure::Internal));
@@ -371,6 +376,16 @@ impl Socket {
             Completion::Authenticated(outcome) => self.identity_checked(outcome),
         };
         self.carry_out(effects);
+    }
+
+    /// Holds the next Transition until the hub has matched every commit published by now.
+    fn reach_latest_commit(&mut self) {
+        self.catch_up_to(self.shared.store.snapshot().ts());
+    }
+
+    fn catch_up_to(&mut self, ts: Timestamp) {
+        let floor = self.catch_up.map_or(ts, |(floor, _)| floor.max(ts));
+        self.catch_up = Some((floor, Instant::now() + REPLICA_CATCH_UP_TIMEOUT));
     }
 
     /// Sends the Transition the connection is owed, if it is owed one and the hub has matched
