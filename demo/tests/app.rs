@@ -482,7 +482,9 @@ async fn the_inbox_holds_the_messages_to_me_in_the_room_since_a_time(backend: Ba
     let other_room = demo.create_room(&ada, "OTHER1", "one-on-one").await.unwrap();
     demo.join(&ben, "OTHER1").await.unwrap();
 
-    let before = now_millis();
+    // Whole milliseconds: JavaScript's `Date.now()` (the TypeScript backend's clock) drops the fraction,
+    // so a send within this same millisecond reads a time below the fractional `now_millis()`.
+    let before = now_millis().floor();
     let sdp = Value::Object(object(&[("type", Value::from("offer")), ("sdp", Value::from("v=0"))]));
     let offer = demo.send(&ada, &room, &ben.id, "offer", sdp.clone()).await.unwrap();
     demo.send(&ben, &room, &ada.id, "answer", Value::from("answer sdp")).await.unwrap();
