@@ -40,7 +40,10 @@ async fn broadcast(listener: TcpListener) {
 
 async fn relay(stream: TcpStream, id: u64, clients: Clients) {
     stream.set_nodelay(true).expect("nodelay");
-    let Ok(socket) = tokio_tungstenite::accept_async(stream).await else { return };
+    let Ok(socket) = tokio_tungstenite::accept_async_with_config(stream, Some(crate::client::websocket_config())).await
+    else {
+        return;
+    };
     let (mut sink, mut source) = socket.split();
     let (sender, mut outgoing) = mpsc::channel(MAX_QUEUED_PER_CLIENT);
     clients.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sender.clone());

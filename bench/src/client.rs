@@ -11,15 +11,23 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value as Json, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What the bench's sockets (clients, and the raw broadcaster's ends) read into: the server's own
+/// size. tungstenite zeroes its whole read buffer before every read, and its default (128 KiB) made
+/// that the largest cost of 10,000 clients each reading one small Transition.
+pub fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(livebase_server::WEBSOCKET_READ_BUFFER_BYTES)
+}
 
 /// Opens a WebSocket to `path` on `address`, with Nagle's algorithm off as a latency-minded
 /// client has it.
 pub async fn open(address: SocketAddr, path: &str) -> Socket {
     let url = format!("ws://{address}{path}");
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(websocket_config()), true)
         .await
         .unwrap_or_else(|error| panic!("connect to {url}: {error}"));
     socket

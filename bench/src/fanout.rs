@@ -240,7 +240,7 @@ struct Setup {
     writes: usize,
     stop_readers: CancellationToken,
     /// Subscribers are spread over them round robin; the writer is on the first.
-    _servers: Vec<ServerProcess>,
+    servers: Vec<ServerProcess>,
 }
 
 impl Setup {
@@ -265,7 +265,7 @@ impl Setup {
             }));
         }
         let writer = Writer::start(addresses[0], broadcaster_template, &deliveries).await;
-        Setup { target, clients, deliveries, writer, writes: 0, stop_readers, _servers: servers }
+        Setup { target, clients, deliveries, writer, writes: 0, stop_readers, servers }
     }
 
     /// Writes at the steady rate for `duration`; returns the latencies seen (see
@@ -294,9 +294,10 @@ impl Setup {
     }
 
     /// Writes as fast as the slowest client keeps up for `duration`; returns client updates per
-    /// second.
-    async fn throughput_run(&mut self, duration: Duration) -> Option<f64> {
+    /// second and the servers' CPU time per client update, in microseconds.
+    async fn throughput_run(&mut self, duration: Duration) -> Option<(f64, f64)> {
         let mut in_flight = VecDeque::new();
+        let cpu_before = self.servers_cpu_seconds();
         let started = Instant::now();
         let mut rounds = 0;
         while started.elapsed() < duration {
@@ -310,13 +311,20 @@ impl Setup {
             in_flight.push_back(self.write().await);
         }
         let elapsed = started.elapsed();
+        let writes = rounds + in_flight.len();
         for (reached, sent_at) in in_flight {
             if !self.deliveries.wait_for(reached, sent_at, DRAIN_TIMEOUT).await {
                 return None;
             }
         }
+        let cpu = self.servers_cpu_seconds() - cpu_before;
         self.deliveries.take_latencies();
-        Some((rounds * self.clients) as f64 / elapsed.as_secs_f64())
+        let updates = writes * self.clients;
+        Some(((rounds * self.clients) as f64 / elapsed.as_secs_f64(), cpu * 1e6 / updates as f64))
+    }
+
+    fn servers_cpu_seconds(&self) -> f64 {
+        self.servers.iter().map(ServerProcess::cpu_seconds).sum()
     }
 
     /// One write; returns the clients it reaches and its `sentAt`.
@@ -419,7 +427,7 @@ async fn measure_setup(
     let (reached, sent_at) = setup.write().await;
     assert!(setup.deliveries.wait_for(reached, sent_at, DRAIN_TIMEOUT).await, "{name}: the first write arrived");
     setup.deliveries.take_latencies();
-    let (mut p50, mut p99, mut max, mut rates) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut p50, mut p99, mut max, mut rates, mut cpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut commit_p50, mut commit_p99) = (Vec::new(), Vec::new());
     for _ in 0..effort.runs {
         let Some((latencies, from_commits)) = setup.latency_run(effort.duration).await else {
@@ -435,7 +443,10 @@ async fn measure_setup(
         }
         if target != Target::DistinctQueries {
             match setup.throughput_run(effort.duration).await {
-                Some(rate) => rates.push(rate),
+                Some((rate, cpu_micros)) => {
+                    rates.push(rate);
+                    cpu.push(cpu_micros);
+                }
                 None => {
                     report.note(format!("{name}: throughput run dropped: a client fell behind by {DRAIN_TIMEOUT:?}"))
                 }
@@ -457,6 +468,7 @@ async fn measure_setup(
     if !rates.is_empty() {
         medians.updates_per_second =
             Some(report.add(section, &format!("{name}: updates delivered"), "updates/s", rates));
+        report.add(section, &format!("{name}: server CPU per update delivered"), "µs", cpu);
     }
     if let Some(error) = setup.deliveries.writer_error.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
         report.note(format!("{name}: a write failed: {error}"));
