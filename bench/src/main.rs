@@ -31,10 +31,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-// The engine's copy-on-write snapshots allocate and free many small nodes; the server uses mimalloc
-// for that, so the benchmarks do too.
+// The engine's copy-on-write snapshots allocate and free many small nodes; the benchmarks use the
+// server's allocator, tuned as the server tunes it.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: livebase_server::allocator::Allocator = livebase_server::allocator::Allocator;
 
 #[derive(Parser)]
 #[command(about = "Runs Livebase's benchmarks and writes the results page")]
@@ -123,6 +123,7 @@ impl Effort {
 }
 
 fn main() {
+    livebase_server::allocator::keep_freed_memory();
     let options = Options::parse();
     match options.role {
         Some(Role::Server) => return server::serve_benchmark_app(),

@@ -18,7 +18,7 @@ use livebase_store::Store;
 use piano_mirror::{DevSigner, Site};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: livebase_server::allocator::Allocator = livebase_server::allocator::Allocator;
 
 #[derive(Parser)]
 #[command(version, about = "Piano Mirror: Livebase's demo app")]
@@ -32,6 +32,7 @@ struct Options {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    livebase_server::allocator::keep_freed_memory();
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let options = Options::parse();
     // Bad options are refused before anything is created.

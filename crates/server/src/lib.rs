@@ -16,6 +16,7 @@
 
 pub mod admin_env;
 pub mod admin_key;
+pub mod allocator;
 pub mod app;
 pub mod deploy;
 pub mod dev;

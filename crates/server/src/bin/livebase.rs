@@ -17,7 +17,7 @@ use livebase_store::{Store, StoreConfig};
 const DEV_DATA_DIR: &str = "./.livebase/dev";
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: livebase_server::allocator::Allocator = livebase_server::allocator::Allocator;
 
 #[derive(Parser)]
 #[command(version, about = "Livebase: a reactive document database speaking Convex's protocol")]
@@ -137,6 +137,7 @@ enum EnvAction {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    livebase_server::allocator::keep_freed_memory();
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let (serve_args, auth_config) = match Cli::parse().command {
         Command::Serve { serve, auth_config } => (serve, auth_config),
