@@ -1,20 +1,29 @@
 //! Subscription matching: what one commit costs the server's matcher (`livebase_server::Subscriptions`,
-//! the interval index over every live query's read set) with 1k to 1M idle subscriptions.
+//! the index over every live query's read set) with 1k to 1M idle subscriptions.
 //!
-//! Each subscription is what `items:get({key: i})` registers: one interval of an index covering the
-//! keys of value `i`. Each commit writes one document, so three index keys (by id, by creation
-//! time, by key), one of them inside one subscription's interval: the commit invalidates exactly one
-//! subscription, as a point write among many idle readers does.
+//! Each subscription is what `items:get({key: i})` registers while item `i` exists: the catalog
+//! lookups of the `items` table and its `by_key` index, and the index from the first entry of value
+//! `i` to just after the item's. Each commit is `items:set` of one item: the three index keys it
+//! writes (by id, by creation time, by key), one of them inside one subscription's read set: the
+//! commit invalidates exactly one subscription, as a point write among many idle readers does. The
+//! keys and read sets are the real ones, built from those the app's functions give for one item
+//! (checked at the start).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use livebase_functions::{Identity, Runtime};
 use livebase_server::Subscriptions;
-use livebase_store::{CommitRecord, KeyInterval, Timestamp};
+use livebase_store::{
+    BY_CREATION_TIME, BY_ID, CREATION_TIME_FIELD, CommitRecord, ID_FIELD, KeyInterval, Store, StoreConfig, Timestamp,
+    index_prefix, successor,
+};
+use livebase_value::{DocumentId, Object, TableNumber, Value, encode_key_value};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::Effort;
+use crate::app::{self, ITEMS};
 use crate::report::{Report, verdict};
 
 const SECTION: &str = "Subscription matching (server's matcher, in-process)";
@@ -23,27 +32,26 @@ pub const IDLE_SUBSCRIPTIONS: [usize; 4] = [1_000, 10_000, 100_000, 1_000_000];
 const COMMITS_PER_BATCH: usize = 10_000;
 /// The target: matching with 1M idle subscriptions costs at most twice what it does with 1k.
 const TARGET_GROWTH: f64 = 2.0;
-
-/// Made-up index prefixes: index keys start with their index's identity.
-const BY_ID: u8 = 1;
-const BY_CREATION_TIME: u8 = 2;
-const BY_KEY: u8 = 3;
+/// The `items` index `items:get` reads (bench/src/app.rs).
+const ITEMS_BY_KEY: &str = "by_key";
 
 pub fn run(effort: Effort, report: &mut Report) {
     println!("{SECTION}");
+    let items = ItemsTable::from_the_app();
     let mut medians = Vec::new();
     for idle in IDLE_SUBSCRIPTIONS {
+        let mut rng = StdRng::seed_from_u64(idle as u64);
+        let all: Vec<Item> = (0..idle).map(|key| items.item(key as f64, &mut rng)).collect();
         let mut subscriptions = Subscriptions::new(Timestamp::from_nanos(0));
         let registering = Instant::now();
-        for owner in 0..idle {
-            let interval = KeyInterval { start: value_key(owner as u64), end: value_key(owner as u64 + 1) };
-            assert!(subscriptions.register(owner, &Arc::from([interval]), Timestamp::from_nanos(0)), "no commit yet");
+        for (owner, item) in all.iter().enumerate() {
+            let read_set = Arc::from(items.read_set(item));
+            assert!(subscriptions.register(owner, &read_set, Timestamp::from_nanos(0)), "no commit yet");
         }
         let register_micros = registering.elapsed().as_secs_f64() * 1e6 / idle as f64;
-        let mut rng = StdRng::seed_from_u64(idle as u64);
         let mut ts = 0;
         let runs = (0..effort.runs)
-            .map(|_| micros_per_commit(&mut subscriptions, idle, &mut rng, &mut ts, effort.duration))
+            .map(|_| micros_per_commit(&mut subscriptions, &items, &all, &mut rng, &mut ts, effort.duration))
             .collect();
         medians.push(report.add(SECTION, &format!("one commit, {idle} idle subscriptions"), "µs/commit", runs));
         report.add(SECTION, &format!("registering one of {idle} subscriptions"), "µs", vec![register_micros]);
@@ -59,7 +67,8 @@ pub fn run(effort: Effort, report: &mut Report) {
 /// Applies prepared commits, each invalidating one random subscription, for `duration`.
 fn micros_per_commit(
     subscriptions: &mut Subscriptions<usize>,
-    idle: usize,
+    items: &ItemsTable,
+    all: &[Item],
     rng: &mut StdRng,
     ts: &mut u64,
     duration: Duration,
@@ -70,8 +79,17 @@ fn micros_per_commit(
         let batch: Vec<(usize, Arc<CommitRecord>)> = (0..COMMITS_PER_BATCH)
             .map(|_| {
                 *ts += 1;
-                let owner = rng.random_range(0..idle);
-                (owner, commit(Timestamp::from_nanos(*ts), owner as u64, rng))
+                let owner = rng.random_range(0..all.len());
+                let keys = items.written_keys(&all[owner]);
+                (
+                    owner,
+                    Arc::new(CommitRecord {
+                        ts: Timestamp::from_nanos(*ts),
+                        changes: Vec::new(),
+                        keys,
+                        reloaded: false,
+                    }),
+                )
             })
             .collect();
         let started = Instant::now();
@@ -85,25 +103,101 @@ fn micros_per_commit(
     elapsed.as_secs_f64() * 1e6 / commits as f64
 }
 
-/// A key of index `by_key` for value `value`: the prefix every document with that value shares.
-fn value_key(value: u64) -> Vec<u8> {
-    let mut key = vec![BY_KEY];
-    key.extend_from_slice(&value.to_be_bytes());
-    key
+/// One document of `items`: what its index keys are made of.
+struct Item {
+    key: f64,
+    id: String,
+    creation_time: f64,
 }
 
-/// The index keys one written document has: by id, by creation time, and by key (value `value`).
-fn commit(ts: Timestamp, value: u64, rng: &mut StdRng) -> Arc<CommitRecord> {
-    let id: [u8; 16] = rng.random();
-    let with_id = |mut key: Vec<u8>| {
-        key.extend_from_slice(&id);
+/// The `items` table as the app's functions see it in a fresh store.
+struct ItemsTable {
+    number: TableNumber,
+    /// The catalog lookups every query of `items:get` records, whatever the key.
+    catalog_reads: Vec<KeyInterval>,
+}
+
+impl ItemsTable {
+    /// Runs `items:set` twice (an insert, then a patch) and `items:get` for one key on an in-process
+    /// store, and takes the table's number and the catalog lookups from them; checks that what this
+    /// module builds for that item is exactly what the patch wrote and the query read.
+    fn from_the_app() -> ItemsTable {
+        let data = tempfile::tempdir().expect("temporary directory");
+        let store = Store::open(StoreConfig::new(data.path())).expect("open store");
+        let tokio = tokio::runtime::Runtime::new().expect("tokio runtime");
+        tokio.block_on(store.apply_schema(&app::schema())).expect("schema");
+        let runtime = Runtime::new(store, app::registry());
+        let key = 7.0;
+        let set = |sent_at: f64| {
+            let args =
+                Object::from([("key".to_owned(), Value::Float64(key)), ("sentAt".to_owned(), Value::Float64(sent_at))]);
+            let outcome = tokio.block_on(runtime.run_mutation("items:set", args, &Identity::Unauthenticated));
+            assert_eq!(outcome.result, Ok(Value::Null), "items:set succeeds");
+        };
+        set(0.0);
+        let mut commits = runtime.store().subscribe();
+        set(1.0);
+        let patch = commits.try_recv().expect("the patch is published once its mutation returns");
+        let args = Object::from([("key".to_owned(), Value::Float64(key))]);
+        let mut outcome = runtime.run_query("items:get", args, &Identity::Unauthenticated, None, None);
+        let Ok(Value::Object(document)) = outcome.result else { panic!("items:get finds the item") };
+        let (Value::String(id), Value::Float64(creation_time)) = (&document[ID_FIELD], &document[CREATION_TIME_FIELD])
+        else {
+            panic!("documents have an id and a creation time")
+        };
+        let item = Item { key, id: id.clone(), creation_time: *creation_time };
+        let number = runtime.store().snapshot().table_number(ITEMS).expect("items:set created the table");
+        let read = outcome.read_set.intervals().to_vec();
+        let by_key = index_prefix(number, ITEMS_BY_KEY);
+        let catalog_reads = read.iter().filter(|interval| !interval.start.starts_with(&by_key)).cloned().collect();
+        let items = ItemsTable { number, catalog_reads };
+        assert_eq!(items.read_set(&item), read, "items:get reads what the benchmark registers");
+        assert_eq!(items.written_keys(&item), patch.keys, "items:set writes what the benchmark commits");
+        items
+    }
+
+    /// An item of value `key`, created at some time in the next years.
+    fn item(&self, key: f64, rng: &mut StdRng) -> Item {
+        let unix_millis = rng.random_range(1.8e12..1.9e12_f64).round();
+        let id = DocumentId::generate(self.number, rng, unix_millis as u64).encode();
+        Item { key, id, creation_time: unix_millis }
+    }
+
+    /// What `items:get({key})` reads while the item exists (sorted and disjoint): the catalog, then
+    /// `by_key` from value `key`'s first entry to just after the item's (`.first()` stops there).
+    fn read_set(&self, item: &Item) -> Vec<KeyInterval> {
+        let first_of_key = self.key(ITEMS_BY_KEY, &[Value::Float64(item.key)]);
+        let entry = successor(self.key_of(ITEMS_BY_KEY, item));
+        let mut read_set = self.catalog_reads.clone();
+        read_set.push(KeyInterval { start: first_of_key, end: entry });
+        read_set.sort();
+        read_set
+    }
+
+    /// The global index keys an update of the item writes, sorted: its unchanged keys by id, by
+    /// creation time and by key.
+    fn written_keys(&self, item: &Item) -> Vec<Vec<u8>> {
+        let mut keys = vec![
+            self.key(BY_ID, &[Value::String(item.id.clone())]),
+            self.key_of(BY_CREATION_TIME, item),
+            self.key_of(ITEMS_BY_KEY, item),
+        ];
+        keys.sort();
+        keys
+    }
+
+    /// The item's key in a declared index of `key` or in `by_creation_time`.
+    fn key_of(&self, index: &str, item: &Item) -> Vec<u8> {
+        let fields = [Value::Float64(item.key), Value::Float64(item.creation_time), Value::String(item.id.clone())];
+        let fields = if index == BY_CREATION_TIME { &fields[1..] } else { &fields[..] };
+        self.key(index, fields)
+    }
+
+    fn key(&self, index: &str, values: &[Value]) -> Vec<u8> {
+        let mut key = index_prefix(self.number, index);
+        for value in values {
+            encode_key_value(&mut key, Some(value));
+        }
         key
-    };
-    let mut keys = vec![
-        with_id(vec![BY_ID]),
-        with_id([&[BY_CREATION_TIME][..], &ts.nanos().to_be_bytes()].concat()),
-        with_id(value_key(value)),
-    ];
-    keys.sort();
-    Arc::new(CommitRecord { ts, changes: Vec::new(), keys, reloaded: false })
+    }
 }

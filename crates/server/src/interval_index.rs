@@ -1,4 +1,6 @@
 //! An interval index over global index keys: which registered intervals contain a written key.
+//! The subscriptions keep here the intervals that `prefix_index.rs` does not take (ranges of
+//! values, pages' pinned ends): any interval at all.
 //!
 //! A B+tree of intervals ordered by `(start, end, owner)`. Each slot of an inner node knows its
 //! child's first interval and how far the child's intervals reach (their largest `end`), and each
@@ -312,6 +314,10 @@ impl<T: Copy + Ord> IntervalIndex<T> {
 
     /// Calls `found` with the owner of every interval containing `key`.
     pub fn stab(&self, key: &[u8], found: &mut impl FnMut(T)) {
+        // Most often nothing is left to the tree (see `prefix_index.rs`): no key to code then.
+        if self.nodes[self.root].slots.is_empty() {
+            return;
+        }
         self.stab_at(self.root, key, found);
     }
 

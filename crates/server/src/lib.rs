@@ -4,7 +4,7 @@
 //! `/api/sync` (the Rust and Python clients). Each socket gets a thin loop (`socket.rs`) around the
 //! protocol state machine of `livebase_sync`; one task (`hub.rs`) follows the store's change
 //! stream and tells connections which of their queries a commit changed, found through an interval
-//! index over every live query's read set (`subscriptions.rs`, `interval_index.rs`).
+//! index over every live query's read set (`subscriptions.rs`, `prefix_index.rs`, `interval_index.rs`).
 //!
 //! Over HTTP, the same port serves function calls (`http_api.rs`: `/api/query`, `/api/mutation`,
 //! ...) and the app's HTTP actions under `/http/` (`http_actions.rs`); the optional site port
@@ -25,6 +25,7 @@ mod http_actions;
 pub mod http_api;
 mod hub;
 mod interval_index;
+mod prefix_index;
 pub mod rest;
 mod serve_args;
 mod shared_runs;

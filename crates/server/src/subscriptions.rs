@@ -18,6 +18,7 @@ use std::sync::Arc;
 use livebase_store::{CommitRecord, KeyInterval, Timestamp};
 
 use crate::interval_index::IntervalIndex;
+use crate::prefix_index::PrefixIndex;
 
 /// How many of the latest commits are kept to check registrations against. A query whose run is
 /// older than all of them is rerun: at a few thousand commits per second this is a fraction of a
@@ -31,8 +32,12 @@ pub type ReadSet = Arc<[KeyInterval]>;
 
 /// The read sets of live queries, by owner, and the commits matched against them so far.
 pub struct Subscriptions<T> {
-    index: IntervalIndex<T>,
-    /// Each owner's read set, to remove from `index` again.
+    /// The intervals within one prefix of an index's values (almost all of them), matched in a
+    /// time that does not grow with their number.
+    prefixes: PrefixIndex<T>,
+    /// The other intervals.
+    ranges: IntervalIndex<T>,
+    /// Each owner's read set, to remove from the indexes again.
     registered: BTreeMap<T, ReadSet>,
     /// Every commit after `complete_after`, up to `matched`.
     recent: VecDeque<Arc<CommitRecord>>,
@@ -50,7 +55,8 @@ impl<T: Copy + Ord> Subscriptions<T> {
     /// Starts at `ts`, the state no commit of the change stream will be older than.
     pub fn new(ts: Timestamp) -> Subscriptions<T> {
         Subscriptions {
-            index: IntervalIndex::new(),
+            prefixes: PrefixIndex::new(),
+            ranges: IntervalIndex::new(),
             registered: BTreeMap::new(),
             recent: VecDeque::new(),
             complete_after: ts,
@@ -98,7 +104,9 @@ impl<T: Copy + Ord> Subscriptions<T> {
             return true;
         }
         for interval in read_set.iter() {
-            self.index.insert(&interval.start, &interval.end, owner);
+            if !self.prefixes.insert(&interval.start, &interval.end, owner) {
+                self.ranges.insert(&interval.start, &interval.end, owner);
+            }
         }
         self.registered.insert(owner, Arc::clone(read_set));
         true
@@ -107,7 +115,9 @@ impl<T: Copy + Ord> Subscriptions<T> {
     pub fn unregister(&mut self, owner: T) {
         self.pending.remove(&owner);
         for interval in self.registered.remove(&owner).iter().flat_map(|read_set| read_set.iter()) {
-            self.index.remove(&interval.start, &interval.end, owner);
+            if !self.prefixes.remove(&interval.start, &interval.end, owner) {
+                self.ranges.remove(&interval.start, &interval.end, owner);
+            }
         }
     }
 
@@ -119,10 +129,12 @@ impl<T: Copy + Ord> Subscriptions<T> {
         if commit.ts <= self.matched {
             return BTreeSet::new();
         }
+        let mut invalidated = |owner| {
+            self.pending.insert(owner);
+        };
         for key in &commit.keys {
-            self.index.stab(key, &mut |owner| {
-                self.pending.insert(owner);
-            });
+            self.prefixes.stab(key, &mut invalidated);
+            self.ranges.stab(key, &mut invalidated);
         }
         self.matched = commit.ts;
         if self.recent.len() == RECENT_COMMITS_CAPACITY {
@@ -273,5 +285,140 @@ mod tests {
         assert_eq!(subscriptions.apply(commit(13, &[b"b"]), false), BTreeSet::new());
         subscriptions.unregister(1);
         assert_eq!(subscriptions.apply(commit(14, &[]), true), BTreeSet::new());
+    }
+
+    /// The matcher against a linear scan of every registered read set, with read sets of every shape
+    /// queries record (equalities on values of every type, reads up to just after one key, single
+    /// keys, ranges between keys, bytes that are no values) registered, replaced and unregistered
+    /// between commits whose keys share their prefixes.
+    mod against_a_linear_scan {
+        use std::collections::BTreeMap;
+
+        use livebase_store::{index_prefix, prefix_successor, successor};
+        use livebase_value::{DocumentId, Object, TableNumber, Value, encode_key_value};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Few enough values that keys often share them.
+        fn values() -> Vec<Value> {
+            let id = DocumentId::new(TableNumber::new(7).unwrap(), [3; livebase_value::INTERNAL_ID_LEN]);
+            vec![
+                Value::Float64(1.0),
+                Value::Int64(-1),
+                Value::from(""),
+                Value::from("a\0"),
+                Value::from("a\0\0b"),
+                Value::from(id.encode()),
+                Value::Array(vec![Value::Array(vec![Value::Null]), Value::from("\0")]),
+                Value::Object(Object::from([("\0".to_owned(), Value::Array(vec![])), ("b".to_owned(), Value::Null)])),
+                Value::Bytes(vec![0, 0xFF]),
+            ]
+        }
+
+        /// A key: an index prefix (tables numbered with zero bytes, names that extend one another),
+        /// values from [`values`], then a few bytes that may continue them or be no value at all.
+        fn key() -> impl Strategy<Value = Vec<u8>> {
+            let tail = prop::collection::vec(prop_oneof![Just(0u8), Just(0xFF), Just(2), any::<u8>()], 0..3);
+            (0..3usize, prop::collection::vec(0..values().len(), 0..4), prop::bool::weighted(0.2), tail).prop_map(
+                |(index, chosen, with_tail, tail)| {
+                    let (table, name) = [(7, "by_a"), (7, "by_ab"), (0x0100, "by_a")][index];
+                    let mut key = index_prefix(TableNumber::new(table).unwrap(), name);
+                    let values = values();
+                    for value in chosen {
+                        encode_key_value(&mut key, Some(&values[value]));
+                    }
+                    if with_tail {
+                        key.extend(tail);
+                    }
+                    key
+                },
+            )
+        }
+
+        fn interval() -> impl Strategy<Value = KeyInterval> {
+            (key(), key(), 0..5u8).prop_map(|(a, b, shape)| match shape {
+                0 => KeyInterval { end: prefix_successor(&a).unwrap(), start: a },
+                // As `.first()` records: from the prefix to just after the key it found.
+                1 => KeyInterval { end: successor([a.as_slice(), &b].concat()), start: a },
+                2 => KeyInterval { end: successor(a.clone()), start: a },
+                3 => KeyInterval { end: [a.as_slice(), &b].concat(), start: a },
+                _ => KeyInterval { start: a.clone().min(b.clone()), end: a.max(b) },
+            })
+        }
+
+        /// Sorted and disjoint, as a query's read set is.
+        fn normalized(mut intervals: Vec<KeyInterval>) -> ReadSet {
+            intervals.retain(|interval| interval.start < interval.end);
+            intervals.sort();
+            let mut merged: Vec<KeyInterval> = Vec::new();
+            for interval in intervals {
+                match merged.last_mut() {
+                    Some(last) if interval.start <= last.end => last.end = last.end.clone().max(interval.end),
+                    _ => merged.push(interval),
+                }
+            }
+            Arc::from(merged)
+        }
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Register(u8, Vec<KeyInterval>),
+            Unregister(u8),
+            Commit(Vec<Vec<u8>>),
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                4 => (0..12u8, prop::collection::vec(interval(), 1..4))
+                    .prop_map(|(owner, intervals)| Step::Register(owner, intervals)),
+                1 => (0..12u8).prop_map(Step::Unregister),
+                4 => prop::collection::vec(key(), 1..4).prop_map(Step::Commit),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+            #[test]
+            fn commits_invalidate_exactly_the_owners_whose_reads_they_write_into(
+                steps in prop::collection::vec(step(), 1..40),
+            ) {
+                let mut subscriptions = Subscriptions::new(ts(0));
+                let mut registered: BTreeMap<u8, ReadSet> = BTreeMap::new();
+                let mut nanos = 0;
+                for step in steps {
+                    match step {
+                        Step::Register(owner, intervals) => {
+                            let read_set = normalized(intervals);
+                            prop_assert!(subscriptions.register(owner, &read_set, ts(nanos)));
+                            registered.insert(owner, read_set);
+                        }
+                        Step::Unregister(owner) => {
+                            subscriptions.unregister(owner);
+                            registered.remove(&owner);
+                        }
+                        Step::Commit(mut keys) => {
+                            keys.sort();
+                            keys.dedup();
+                            let expected: BTreeSet<u8> = registered
+                                .iter()
+                                .filter(|(_, read_set)| {
+                                    keys.iter().any(|key| read_set.iter().any(|interval| interval.contains(key)))
+                                })
+                                .map(|(owner, _)| *owner)
+                                .collect();
+                            nanos += 1;
+                            let commit = Arc::new(CommitRecord { ts: ts(nanos), changes: Vec::new(), keys, reloaded: false });
+                            prop_assert_eq!(subscriptions.apply(commit, true), expected);
+                        }
+                    }
+                }
+                for owner in registered.into_keys() {
+                    subscriptions.unregister(owner);
+                }
+                prop_assert_eq!(subscriptions.prefixes.prefixes(), 0, "unregistering leaves nothing behind");
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::ops::Bound;
 
-use livebase_value::{FieldPath, TableNumber, Value, encode_key_value, get_path};
+use livebase_value::{FieldPath, TableNumber, Value, encode_key_value, encoded_key_value_len, get_path};
 
 use crate::Document;
 use crate::document::CREATION_TIME_FIELD;
@@ -105,6 +105,32 @@ pub fn index_prefix(table: TableNumber, index: &str) -> Vec<u8> {
     prefix
 }
 
+/// How many bytes of a global key the table number takes.
+const TABLE_NUMBER_LEN: usize = 4;
+
+/// Where a global key's parts end, in order: its index prefix (see [`index_prefix`]), then each
+/// whole encoded value of its index key. A key is a prefix of another at one of these boundaries
+/// exactly when it is the other's index prefix followed by some of its values. Stops early, after
+/// the boundaries before them, at bytes that are no index prefix or encoded value; each boundary
+/// depends only on the bytes before it, so keys that share bytes share the boundaries inside them.
+pub fn key_boundaries(key: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let name = key.get(TABLE_NUMBER_LEN..).unwrap_or_default();
+    // Index names never contain 0x00, so the first one after the table number ends the prefix.
+    let prefix_len = name.iter().position(|&byte| byte == 0).map(|name_len| TABLE_NUMBER_LEN + name_len + 1);
+    // Each boundary is found only when asked for (callers often stop early), and each step moves
+    // past at least one byte, so it ends by the end of the key.
+    let mut last = None;
+    std::iter::from_fn(move || {
+        let next = match last {
+            None => prefix_len?,
+            Some(end) if end == key.len() => return None,
+            Some(end) => end + encoded_key_value_len(&key[end..])?,
+        };
+        last = Some(next);
+        Some(next)
+    })
+}
+
 /// The global interval covering `range` of the index whose global prefix is `prefix`.
 pub fn global_interval(prefix: &[u8], range: &KeyRange) -> KeyInterval {
     let mut start = prefix.to_vec();
@@ -185,6 +211,39 @@ mod tests {
         assert!(range.contains(&[9]));
         assert!(!range.contains(&[9, 0xFF]));
         assert!(!range.contains(&[9, 0]));
+    }
+
+    fn encoded(values: &[Value]) -> Vec<u8> {
+        let mut key = Vec::new();
+        for value in values {
+            encode_key_value(&mut key, Some(value));
+        }
+        key
+    }
+
+    #[test]
+    fn key_boundaries_are_the_index_prefix_then_each_value() {
+        // A table number with 0x00 bytes, a string with one and an array: none of them ends a part.
+        let prefix = index_prefix(TableNumber::new(0x0100).unwrap(), "by_name");
+        let values = [Value::from("a\0b"), Value::Array(vec![Value::Null, Value::from("")]), Value::Float64(1.5)];
+        let key = [prefix.clone(), encoded(&values)].concat();
+        let mut expected = vec![prefix.len()];
+        for value in &values {
+            expected.push(expected.last().unwrap() + encoded(std::slice::from_ref(value)).len());
+        }
+        assert_eq!(*expected.last().unwrap(), key.len());
+        assert_eq!(key_boundaries(&key).collect::<Vec<_>>(), expected);
+        // Cut anywhere, a key keeps the boundaries before the cut and has none after it.
+        for cut in 0..key.len() {
+            let before: Vec<usize> = expected.iter().copied().filter(|&end| end <= cut).collect();
+            assert_eq!(key_boundaries(&key[..cut]).collect::<Vec<_>>(), before, "cut at {cut}");
+        }
+        // Bytes that are no encoded value end the boundaries without a panic.
+        let malformed = [&key[..expected[1]], &[0xEE, 0x02][..]].concat();
+        assert_eq!(key_boundaries(&malformed).collect::<Vec<_>>(), expected[..2]);
+        assert_eq!(key_boundaries(&[0, 0, 1, 2, b'x']).count(), 0, "no end to the index name");
+        assert_eq!(key_boundaries(&[0, 0]).count(), 0);
+        assert_eq!(key_boundaries(&[]).count(), 0);
     }
 
     #[test]

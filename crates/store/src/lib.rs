@@ -29,7 +29,8 @@ pub use committer::{
 pub use document::{CREATION_TIME_FIELD, Document, ID_FIELD};
 pub use error::{CommitError, OpenError, TransactionError};
 pub use index::{
-    BY_CREATION_TIME, BY_ID, KeyInterval, KeyRange, Order, global_interval, index_prefix, prefix_successor, successor,
+    BY_CREATION_TIME, BY_ID, KeyInterval, KeyRange, Order, global_interval, index_prefix, key_boundaries,
+    prefix_successor, successor,
 };
 pub use persistence::{DEFAULT_POSTGRES_SCHEMA, PostgresConfig};
 pub use read_set::ReadSet;

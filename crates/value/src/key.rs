@@ -122,6 +122,79 @@ pub fn decode_key_value(bytes: &[u8]) -> Result<(Option<Value>, usize), KeyDecod
     Ok((value, decoder.position))
 }
 
+/// How many bytes the encoding at the start of `bytes` takes, found by skipping over it without
+/// decoding it: `None` when `bytes` does not start with a whole encoding nesting at most
+/// [`MAX_KEY_NESTING`] deep. It reads no byte past the encoding it measures, so every key that
+/// starts with the same encoding gets the same length, whatever follows. Lenient where
+/// [`decode_key_value`] is strict (UTF-8, boolean bytes, field order, undefined in containers are
+/// not checked): it only finds where a value ends, and measures every encoding of
+/// [`encode_key_value`] exactly.
+pub fn encoded_key_value_len(bytes: &[u8]) -> Option<usize> {
+    let mut position = 0;
+    // The containers open around `position`, one bit each, innermost lowest: set for an object.
+    let mut objects: u32 = 0;
+    let mut depth = 0;
+    const { assert!(MAX_KEY_NESTING <= u32::BITS as usize, "one bit per open container") };
+    loop {
+        // At the start of a value.
+        let tag = *bytes.get(position)?;
+        position += 1;
+        match tag {
+            TAG_UNDEFINED | TAG_NULL => {}
+            TAG_INT64 | TAG_FLOAT64 => position += INT64_ENCODED_LEN - 1,
+            TAG_BOOLEAN => position += BOOLEAN_ENCODED_LEN - 1,
+            TAG_STRING | TAG_BYTES => position = escaped_end(bytes, position)?,
+            TAG_ARRAY | TAG_OBJECT => {
+                if depth == MAX_KEY_NESTING {
+                    return None;
+                }
+                objects = objects << 1 | u32::from(tag == TAG_OBJECT);
+                depth += 1;
+            }
+            _ => return None,
+        }
+        if position > bytes.len() {
+            return None;
+        }
+        // After a value or a container's tag: close the containers that end here, then step to
+        // the next value (past its field name, in an object).
+        loop {
+            if depth == 0 {
+                return Some(position);
+            }
+            let next = *bytes.get(position)?;
+            position += 1;
+            if next == TERMINATOR {
+                objects >>= 1;
+                depth -= 1;
+                continue;
+            }
+            if objects & 1 == 1 {
+                if next != FIELD_MARKER {
+                    return None;
+                }
+                position = escaped_end(bytes, position)?;
+            } else {
+                // An array's element: `next` is its tag.
+                position -= 1;
+            }
+            break;
+        }
+    }
+}
+
+/// Where escaped content starting at `position` ends (after its two terminator bytes).
+fn escaped_end(bytes: &[u8], mut position: usize) -> Option<usize> {
+    loop {
+        let zero = position + bytes.get(position..)?.iter().position(|&byte| byte == TERMINATOR)?;
+        match *bytes.get(zero + 1)? {
+            TERMINATOR => return Some(zero + 2),
+            ESCAPE => position = zero + 2,
+            _ => return None,
+        }
+    }
+}
+
 /// The storage encoding of a document: the key encoding of the object.
 pub fn encode_document(object: &Object) -> Vec<u8> {
     let len = encoded_object_len(object);
@@ -427,6 +500,7 @@ mod tests {
         for (value, bytes) in cases {
             assert_eq!(encode(value.as_ref()), bytes, "{value:?}");
             assert_eq!(decode_key_value(&bytes), Ok((value, bytes.len())));
+            assert_eq!(encoded_key_value_len(&bytes), Some(bytes.len()));
         }
     }
 
@@ -466,6 +540,9 @@ mod tests {
         // Far deeper than any stack allows, were the decoder to recurse without a bound.
         let hostile = vec![0x08; 1_000_000];
         assert_eq!(decode_key_value(&hostile), Err(KeyDecodeError::TooNested { offset: MAX_KEY_NESTING }));
+        assert_eq!(encoded_key_value_len(&bytes), Some(bytes.len()));
+        assert_eq!(encoded_key_value_len(&over_limit), None);
+        assert_eq!(encoded_key_value_len(&hostile), None);
     }
 
     #[test]
@@ -561,6 +638,28 @@ mod tests {
             ea.extend(suffix_a);
             eb.extend(suffix_b);
             prop_assert_eq!(a.cmp(&b), ea.cmp(&eb));
+        }
+
+        #[test]
+        fn skipping_measures_what_decoding_consumes(v in key_value(), suffix in suffix()) {
+            let mut bytes = encode(v.as_ref());
+            let len = bytes.len();
+            bytes.extend(suffix);
+            prop_assert_eq!(encoded_key_value_len(&bytes), Some(len));
+            // Cut short, it is no whole encoding.
+            prop_assert_eq!(encoded_key_value_len(&bytes[..len - 1]), None);
+        }
+
+        #[test]
+        fn skipping_agrees_with_decoding_on_any_bytes(bytes in any_bytes_like_encodings()) {
+            if let Ok((_, consumed)) = decode_key_value(&bytes) {
+                prop_assert_eq!(encoded_key_value_len(&bytes), Some(consumed));
+            }
+            if let Some(len) = encoded_key_value_len(&bytes) {
+                prop_assert!(len <= bytes.len());
+                // It read nothing past the value: the same length without what follows.
+                prop_assert_eq!(encoded_key_value_len(&bytes[..len]), Some(len));
+            }
         }
 
         #[test]
