@@ -114,6 +114,8 @@ struct RuntimeInner {
     registry: RwLock<Arc<Registry>>,
     /// Bumped after every `replace_registry`, for whoever must rerun what the old functions computed.
     registry_version: watch::Sender<u64>,
+    /// Held while a new version of the app is put in place (see [`Runtime::app_replacement`]).
+    replacing: tokio::sync::Mutex<()>,
     cursor_key: CursorKey,
     /// Set once `_mutation_replays` has its index, declared on first use.
     replays_declared: OnceCell<()>,
@@ -141,6 +143,7 @@ impl Runtime {
                 store,
                 registry: RwLock::new(Arc::new(registry)),
                 registry_version: watch::Sender::new(0),
+                replacing: tokio::sync::Mutex::new(()),
                 cursor_key,
                 replays_declared,
                 http_client: OnceLock::new(),
@@ -435,6 +438,14 @@ impl Runtime {
         *self.inner.registry.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(registry);
         self.inner.registry_version.send_modify(|version| *version += 1);
         Ok(())
+    }
+
+    /// Waits for any other replacement of the app to finish. Hold the guard across everything one
+    /// replacement does (its schema, then [`Runtime::replace_registry`]): a `livebase dev` reload and a
+    /// deploy at the same moment would otherwise interleave and leave one's schema with the other's
+    /// functions.
+    pub async fn app_replacement(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.replacing.lock().await
     }
 
     /// How many times the registry was replaced, as it moves: a live query's result is stale when it

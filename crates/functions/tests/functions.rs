@@ -708,3 +708,14 @@ fn log_lines_and_internal_errors_reach_tracing() {
         ]
     );
 }
+
+#[tokio::test]
+async fn replacements_of_the_app_take_turns() {
+    let app = app().await;
+    let first = app.runtime.app_replacement().await;
+    let mut second = std::pin::pin!(app.runtime.app_replacement());
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(second.as_mut().poll(&mut context).is_pending(), "a second replacement waits for the first");
+    drop(first);
+    assert!(second.as_mut().poll(&mut context).is_ready(), "and goes ahead once it is done");
+}

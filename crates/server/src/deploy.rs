@@ -79,6 +79,7 @@ pub async fn install(
     .await
     .map_err(|error| InstallError::Refused(format!("loading the app failed: {error}")))?;
     let (functions, config, registry) = loaded?;
+    let _one_at_a_time = runtime.app_replacement().await;
     if let Some(schema) = &config.schema {
         let store = runtime.store();
         store.apply_schema(schema).await.map_err(|error| InstallError::Refused(format!("schema.ts: {error}")))?;
