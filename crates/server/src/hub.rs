@@ -2,12 +2,12 @@
 //! in order and matches them against every live query's read set; each connection learns which of
 //! its subscriptions are stale and at which timestamp it may rerun them.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use livebase_store::{CommitRecord, Store, Timestamp};
 use livebase_sync::SubscriptionId;
+use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -30,16 +30,18 @@ pub(crate) struct Hub {
 
 /// One lock over both, so that a connection sees the invalidations of exactly the commits up to
 /// the watermark it reads: it must never rerun at a timestamp whose invalidations it has not had.
+/// Its maps are keyed by numbers the server hands out (a client's query ids are bounded per
+/// connection), so a fast hash without protection against chosen collisions will do.
 struct State {
     subscriptions: Subscriptions<Owner>,
-    connections: HashMap<ConnectionId, Mailbox>,
+    connections: FxHashMap<ConnectionId, Mailbox>,
 }
 
 /// What the hub tells one connection. Bounded by the connection's subscriptions.
 #[derive(Default)]
 struct Mailbox {
-    stale: HashSet<SubscriptionId>,
-    registered: HashSet<SubscriptionId>,
+    stale: FxHashSet<SubscriptionId>,
+    registered: FxHashSet<SubscriptionId>,
     notify: Arc<Notify>,
 }
 
@@ -60,7 +62,7 @@ impl Hub {
         let commits = store.subscribe();
         let ts = store.snapshot().ts();
         let hub = Arc::new(Hub {
-            state: Mutex::new(State { subscriptions: Subscriptions::new(ts), connections: HashMap::new() }),
+            state: Mutex::new(State { subscriptions: Subscriptions::new(ts), connections: FxHashMap::default() }),
             watermark: watch::Sender::new(ts),
             next_connection: AtomicU64::new(0),
             runs: SharedRuns::default(),
@@ -159,7 +161,7 @@ impl Hub {
 impl State {
     /// Records the stale subscriptions in their connections' mailboxes; returns whom to wake.
     fn invalidate(&mut self, owners: impl IntoIterator<Item = Owner>) -> Vec<Arc<Notify>> {
-        let mut woken = HashSet::new();
+        let mut woken = FxHashSet::default();
         let mut notify = Vec::new();
         for (connection, subscription) in owners {
             let Some(mailbox) = self.connections.get_mut(&connection) else { continue };

@@ -10,8 +10,8 @@ use std::task::{Poll, ready};
 use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, StreamExt};
+use futures_util::{FutureExt, SinkExt};
 use livebase_auth::AuthError;
 use livebase_functions::{FunctionError, Identity, RequestKey};
 use livebase_store::Timestamp;
@@ -79,6 +79,9 @@ struct Socket {
     /// The client fell [`MAX_OUTGOING_MESSAGES`] behind.
     slow: bool,
     completions: mpsc::Sender<Completion>,
+    /// Tasks spawned that have not reported their [`Completion`] yet: until one is, the channel is
+    /// not polled (a connection that only watches queries never is).
+    awaited_completions: usize,
     last_sent: Instant,
     /// Set when the hub reported stale subscriptions not yet collected.
     notified: bool,
@@ -145,21 +148,41 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
         outbox: Outbox::default(),
         slow: false,
         completions,
+        awaited_completions: 0,
         last_sent: Instant::now(),
         notified: false,
         awaiting_watermark: false,
         catch_up: None,
         closed: false,
     };
-    let shutdown = socket.shared.shutdown.clone();
+    // Long-lived futures, made once: each poll of a fresh one would register it anew (the shutdown
+    // token's waiter list, the timer wheel), for every message the connection sends.
+    let shutdown = socket.shared.shutdown.clone().cancelled_owned();
+    let notified = notify.notified();
+    let timer = tokio::time::sleep_until(socket.next_deadline());
+    tokio::pin!(shutdown, notified, timer);
     while !socket.closed {
         socket.transition_if_due();
         if socket.closed {
             break;
         }
+        // What was just queued usually fits in the socket's buffer: writing it now saves the select
+        // below a round (of polling every other branch) per message.
+        if !socket.outbox.is_idle()
+            && let Some(Err(error)) = socket.outbox.write(&mut sender).now_or_never()
+        {
+            tracing::debug!(%error, "WebSocket write failed");
+            return;
+        }
+        // The timer is moved earlier at once, but not later: a heartbeat pushed back by each message
+        // sent is re-armed only when it fires early.
+        let deadline = socket.next_deadline();
+        if deadline < timer.deadline() || timer.is_elapsed() {
+            timer.as_mut().reset(deadline);
+        }
         let writing = !socket.outbox.is_idle();
         tokio::select! {
-            () = shutdown.cancelled() => socket.close(GOING_AWAY, SHUTDOWN_CLOSE_REASON),
+            () = &mut shutdown => socket.close(GOING_AWAY, SHUTDOWN_CLOSE_REASON),
             frame = stream.next(), if !socket.authenticating => match frame {
                 Some(Ok(Message::Text(text))) => {
                     let effects = socket.connection.receive_text(&text);
@@ -182,37 +205,13 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
                     return;
                 }
             }
-            Some(completion) = completed.recv() => socket.complete(completion),
-            () = notify.notified() => socket.notified = true,
+            Some(completion) = completed.recv(), if socket.awaited_completions > 0 => socket.complete(completion),
+            () = &mut notified => {
+                socket.notified = true;
+                notified.set(notify.notified());
+            }
             Ok(()) = watermark.changed(), if socket.awaiting_watermark => {}
-            () = tokio::time::sleep_until(socket.catch_up.map_or_else(Instant::now, |(_, deadline)| deadline)),
-                if socket.catch_up.is_some() =>
-            {
-                let (seen, _) = socket.catch_up.take().expect("checked by the guard");
-                if *watermark.borrow() < seen {
-                    tracing::warn!(
-                        %seen,
-                        "this node's subscriptions did not reach a commit a client needs (one it saw, or the \
-                         latest when it asked for queries) within {REPLICA_CATCH_UP_TIMEOUT:?} \
-                         (REPLICA_CATCH_UP_TIMEOUT): closing its connection, it reconnects"
-                    );
-                    let effects = socket.connection.fail(Failure::Internal);
-                    socket.carry_out(effects);
-                }
-            }
-            () = tokio::time::sleep_until(socket.identity_expires.unwrap_or_else(Instant::now)),
-                if socket.identity_expires.is_some() =>
-            {
-                socket.identity_expires = None;
-                let effects = socket.connection.fail(Failure::TokenExpired { message: AuthError::Expired.to_string() });
-                socket.carry_out(effects);
-            }
-            () = tokio::time::sleep_until(socket.last_sent + socket.shared.heartbeat_interval) => {
-                let interval = socket.shared.heartbeat_interval;
-                if let Some(ping) = socket.connection.heartbeat(socket.last_sent.elapsed(), interval) {
-                    socket.send(ping);
-                }
-            }
+            () = &mut timer => socket.deadlines_passed(*watermark.borrow()),
         }
     }
     // A slow client gets only the close frame, in place of all it did not read.
@@ -225,6 +224,46 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
 }
 
 impl Socket {
+    /// The earliest of the moments the connection must act on without a message: a Ping after
+    /// silence, the end of a catch-up's patience, the identity's expiry.
+    fn next_deadline(&self) -> Instant {
+        let heartbeat = self.last_sent + self.shared.heartbeat_interval;
+        [self.catch_up.map(|(_, deadline)| deadline), self.identity_expires]
+            .into_iter()
+            .flatten()
+            .fold(heartbeat, Instant::min)
+    }
+
+    /// Acts on whichever of [`Socket::next_deadline`]'s moments have passed; `watermark` is the
+    /// hub's, for a catch-up that timed out.
+    fn deadlines_passed(&mut self, watermark: Timestamp) {
+        let now = Instant::now();
+        if let Some((seen, deadline)) = self.catch_up
+            && deadline <= now
+        {
+            self.catch_up = None;
+            if watermark < seen {
+                tracing::warn!(
+                    %seen,
+                    "this node's subscriptions did not reach a commit a client needs (one it saw, or the \
+                     latest when it asked for queries) within {REPLICA_CATCH_UP_TIMEOUT:?} \
+                     (REPLICA_CATCH_UP_TIMEOUT): closing its connection, it reconnects"
+                );
+                let effects = self.connection.fail(Failure::Internal);
+                self.carry_out(effects);
+            }
+        }
+        if self.identity_expires.is_some_and(|expires| expires <= now) {
+            self.identity_expires = None;
+            let effects = self.connection.fail(Failure::TokenExpired { message: AuthError::Expired.to_string() });
+            self.carry_out(effects);
+        }
+        let interval = self.shared.heartbeat_interval;
+        if let Some(ping) = self.connection.heartbeat(self.last_sent.elapsed(), interval) {
+            self.send(ping);
+        }
+    }
+
     fn carry_out(&mut self, effects: Vec<Effect>) {
         let mut effects = VecDeque::from(effects);
         while let Some(effect) = effects.pop_front() {
@@ -276,6 +315,7 @@ impl Socket {
             return Some(Err("This server has no auth providers configured: user tokens are refused.".to_owned()));
         };
         self.authenticating = true;
+        self.awaited_completions += 1;
         let completions = self.completions.clone();
         tokio::spawn(async move {
             let outcome = verifier.verify_token(&token).await.map_err(|error| error.to_string());
@@ -310,10 +350,11 @@ impl Socket {
         }
     }
 
-    fn spawn_mutation(&self, session_id: SessionId, call: Call) {
+    fn spawn_mutation(&mut self, session_id: SessionId, call: Call) {
         let (shared, identity, completions) =
             (Arc::clone(&self.shared), self.identity.clone(), self.completions.clone());
         let forward_identity = self.forward_identity();
+        self.awaited_completions += 1;
         // A client replays the mutations it has no answer for after a reconnect, with the same key.
         let request = RequestKey { session: session_id.to_string(), request: call.request_id.0 };
         tokio::spawn(async move {
@@ -329,10 +370,11 @@ impl Socket {
         });
     }
 
-    fn spawn_action(&self, call: Call) {
+    fn spawn_action(&mut self, call: Call) {
         let (shared, identity, completions) =
             (Arc::clone(&self.shared), self.identity.clone(), self.completions.clone());
         let forward_identity = self.forward_identity();
+        self.awaited_completions += 1;
         tokio::spawn(async move {
             let path = call.udf_path.to_string();
             let outcome = match &shared.forwarder {
@@ -352,6 +394,7 @@ impl Socket {
     }
 
     fn complete(&mut self, completion: Completion) {
+        self.awaited_completions -= 1;
         let effects = match completion {
             Completion::Mutation(request_id, Ok(CallOutcome { result, log_lines, ts })) => {
                 let result = match result {
