@@ -51,9 +51,12 @@ pub async fn read_messages(
     stop: livebase_server::CancellationToken,
     mut handle: impl FnMut(&Json),
 ) {
+    // Made once: a fresh one per message would join the token's waiters, one list for all readers.
+    let stopped = stop.cancelled_owned();
+    tokio::pin!(stopped);
     loop {
         let message = tokio::select! {
-            () = stop.cancelled() => return,
+            () = &mut stopped => return,
             message = next_json(&mut socket) => message,
         };
         let Some(message) = message else { return };

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -88,18 +88,13 @@ impl Target {
     }
 }
 
-/// What the clients saw, shared by their reader tasks.
+/// What the clients saw, shared by their reader tasks. Each client's reader writes only its own
+/// entries, so that the harness's 10,000 readers do not queue on one lock: the clients share the
+/// server's two cores, and what they spend is taken from it.
 struct Deliveries {
-    /// Per client, the newest `sentAt` received (an f64's bits: positive floats order as their bits).
-    newest: Vec<AtomicU64>,
-    /// Every update's latency since the last `take_latencies`: one run's, at most its writes times
-    /// the clients.
-    latencies_micros: Mutex<Vec<u64>>,
-    /// Livebase's: every update's latency from the commit its Transition is at (the newest commit
-    /// it shows, which is the update's own but for writes closer together than the latency). The
-    /// broadcaster relays a recorded Transition, whose timestamp is no commit's.
-    commit_latencies_micros: Option<Mutex<Vec<u64>>>,
-    received: AtomicU64,
+    clients: Vec<ClientDeliveries>,
+    /// The client `wait_for` is blocked on (`usize::MAX`: none): only its reader wakes the waiter.
+    awaited_client: AtomicUsize,
     progress: Notify,
     /// The last Transition client 0 received, as text: the bytes the broadcaster is given to send.
     sample: Mutex<Option<Json>>,
@@ -107,61 +102,83 @@ struct Deliveries {
     writer_error: Mutex<Option<String>>,
 }
 
+#[derive(Default)]
+struct ClientDeliveries {
+    /// The newest `sentAt` received (an f64's bits: positive floats order as their bits).
+    newest: AtomicU64,
+    /// Every update's latency since the last `take_latencies`, from the writer's call and, for
+    /// Livebase, from the commit its Transition is at (the newest commit it shows, which is the
+    /// update's own but for writes closer together than the latency; the broadcaster relays a
+    /// recorded Transition, whose timestamp is no commit's): one run's, at most its writes.
+    latencies_micros: Mutex<(Vec<u64>, Vec<u64>)>,
+}
+
 impl Deliveries {
-    fn new(clients: usize, from_commits: bool) -> Deliveries {
+    fn new(clients: usize) -> Deliveries {
         Deliveries {
-            newest: (0..clients).map(|_| AtomicU64::new(0)).collect(),
-            latencies_micros: Mutex::default(),
-            commit_latencies_micros: from_commits.then(Mutex::default),
-            received: AtomicU64::new(0),
+            clients: (0..clients).map(|_| ClientDeliveries::default()).collect(),
+            awaited_client: AtomicUsize::new(usize::MAX),
             progress: Notify::new(),
             sample: Mutex::default(),
             writer_error: Mutex::default(),
         }
     }
 
-    fn record(&self, client: usize, message: &Json) {
+    /// `from_commits`: the message is Livebase's, whose `endVersion` is a commit's timestamp.
+    fn record(&self, client: usize, message: &Json, from_commits: bool) {
         let received_at = now_micros();
-        let mut any = false;
-        for sent_at in sent_at_values(message) {
-            any = true;
-            self.latencies_micros
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((received_at - sent_at).max(0.0) as u64);
-            if let Some(latencies) = &self.commit_latencies_micros {
-                let committed_at = timestamp_nanos(&message["endVersion"]["ts"]) as f64 / 1e3;
-                latencies
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((received_at - committed_at).max(0.0) as u64);
+        let mut newest = 0.0f64;
+        {
+            let mut latencies = self.clients[client].latencies_micros.lock().unwrap_or_else(PoisonError::into_inner);
+            for sent_at in sent_at_values(message) {
+                newest = newest.max(sent_at);
+                latencies.0.push((received_at - sent_at).max(0.0) as u64);
+                if from_commits {
+                    let committed_at = timestamp_nanos(&message["endVersion"]["ts"]) as f64 / 1e3;
+                    latencies.1.push((received_at - committed_at).max(0.0) as u64);
+                }
             }
-            self.newest[client].fetch_max(sent_at.to_bits(), Ordering::Relaxed);
-            self.received.fetch_add(1, Ordering::Relaxed);
         }
-        if any {
-            if client == 0 {
-                *self.sample.lock().unwrap_or_else(PoisonError::into_inner) = Some(message.clone());
-            }
+        if newest == 0.0 {
+            return;
+        }
+        if client == 0 {
+            *self.sample.lock().unwrap_or_else(PoisonError::into_inner) = Some(message.clone());
+        }
+        // Sequentially consistent with `wait_for`'s store of the client it waits on and its load of
+        // `newest`: either the waiter sees this update, or this reader sees the waiter.
+        self.clients[client].newest.fetch_max(newest.to_bits(), Ordering::SeqCst);
+        if self.awaited_client.load(Ordering::SeqCst) == client {
             self.progress.notify_waiters();
         }
     }
 
-    fn seen_by_all(&self, clients: std::ops::Range<usize>, sent_at: f64) -> bool {
-        self.newest[clients].iter().all(|newest| f64::from_bits(newest.load(Ordering::Relaxed)) >= sent_at)
+    fn has_seen(&self, client: usize, sent_at: f64) -> bool {
+        f64::from_bits(self.clients[client].newest.load(Ordering::SeqCst)) >= sent_at
     }
 
-    /// Waits until `clients` have all seen `sent_at` (or newer); false after `timeout`.
+    /// Waits until `clients` have all seen `sent_at` (or newer); false after `timeout`. Clients
+    /// only move forward, so it waits on them one at a time, in order.
     async fn wait_for(&self, clients: std::ops::Range<usize>, sent_at: f64, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut next = clients.start;
         loop {
+            while next < clients.end && self.has_seen(next, sent_at) {
+                next += 1;
+            }
+            if next == clients.end {
+                self.awaited_client.store(usize::MAX, Ordering::SeqCst);
+                return true;
+            }
             let progress = self.progress.notified();
             tokio::pin!(progress);
             progress.as_mut().enable();
-            if self.seen_by_all(clients.clone(), sent_at) {
-                return true;
+            self.awaited_client.store(next, Ordering::SeqCst);
+            if self.has_seen(next, sent_at) {
+                continue;
             }
             if tokio::time::timeout_at(deadline, progress).await.is_err() {
+                self.awaited_client.store(usize::MAX, Ordering::SeqCst);
                 return false;
             }
         }
@@ -169,10 +186,13 @@ impl Deliveries {
 
     /// The latencies from the writer's call and, for Livebase, from the commit.
     fn take_latencies(&self) -> (Vec<u64>, Vec<u64>) {
-        let take = |latencies: &Mutex<Vec<u64>>| {
-            std::mem::take(&mut *latencies.lock().unwrap_or_else(PoisonError::into_inner))
-        };
-        (take(&self.latencies_micros), self.commit_latencies_micros.as_ref().map(take).unwrap_or_default())
+        let (mut from_calls, mut from_commits) = (Vec::new(), Vec::new());
+        for client in &self.clients {
+            let mut latencies = client.latencies_micros.lock().unwrap_or_else(PoisonError::into_inner);
+            from_calls.append(&mut latencies.0);
+            from_commits.append(&mut latencies.1);
+        }
+        (from_calls, from_commits)
     }
 }
 
@@ -256,12 +276,13 @@ impl Setup {
             .buffered(CONNECTS_AT_ONCE)
             .collect()
             .await;
-        let deliveries = Arc::new(Deliveries::new(clients, target != Target::Broadcaster));
+        let deliveries = Arc::new(Deliveries::new(clients));
+        let from_commits = target != Target::Broadcaster;
         let stop_readers = CancellationToken::new();
         for (client, socket) in sockets.into_iter().enumerate() {
             let deliveries = Arc::clone(&deliveries);
             tokio::spawn(read_messages(socket, stop_readers.clone(), move |message| {
-                deliveries.record(client, message)
+                deliveries.record(client, message, from_commits)
             }));
         }
         let writer = Writer::start(addresses[0], broadcaster_template, &deliveries).await;
