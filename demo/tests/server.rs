@@ -1,7 +1,7 @@
 //! The demo's backends end to end over HTTP: the run contract (`--port`, `--site-port`, `--data`,
 //! `GET /version`), the web page on the site port, dev sign-in on both ports with a token the API
-//! accepts (both backends), and the runs list and its single records behind API keys (the Rust binary's
-//! server configuration: REST lists are not part of a `convex/` folder).
+//! accepts, also after a restart (both backends), and the runs list and its single records behind
+//! API keys (the Rust binary's server configuration: REST lists are not part of a `convex/` folder).
 
 #[macro_use]
 mod common;
@@ -43,6 +43,22 @@ async fn sign_in_tokens_work_on_the_api(backend: Backend) {
     assert_eq!(answer["value"]["_id"], signed_in["userId"], "{answer}");
     let (status, _) = post(format!("{api}/api/query"), Some("Bearer not-a-token".into()), me).await;
     assert_eq!(status, 401);
+    child.kill().await.unwrap();
+}
+
+/// The sign-in key is the deployment's: a token signed before a restart (even a `kill -9`) still
+/// signs its user in after it.
+async fn sign_in_tokens_survive_a_restart(backend: Backend) {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, _, site) = start(backend, data.path()).await;
+    let (token, signed_in) = sign_in(&site).await;
+    child.kill().await.unwrap();
+
+    let (mut child, api, _) = start(backend, data.path()).await;
+    let me = json!({"path": "users:me", "args": {}, "format": "json"});
+    let (status, answer) = post(format!("{api}/api/query"), Some(format!("Bearer {token}")), me).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["value"]["_id"], signed_in["userId"], "{answer}");
     child.kill().await.unwrap();
 }
 
@@ -118,4 +134,8 @@ async fn a_bad_api_url_is_refused_before_the_deployment_is_created() {
     assert!(!data.exists(), "nothing is created");
 }
 
-for_both_backends!(sign_in_tokens_work_on_the_api, the_site_serves_the_page_with_the_api_url_and_its_bundle);
+for_both_backends!(
+    sign_in_tokens_work_on_the_api,
+    sign_in_tokens_survive_a_restart,
+    the_site_serves_the_page_with_the_api_url_and_its_bundle
+);
