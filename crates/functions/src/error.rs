@@ -81,8 +81,9 @@ impl From<CommitError> for FunctionError {
                 FunctionError::Failed(error.to_string())
             }
             CommitError::Unavailable(_) => FunctionError::Internal(error.to_string()),
-            // The caller wrote to a read replica: its message says where writes go.
-            CommitError::ReadOnlyReplica => FunctionError::Failed(error.to_string()),
+            // The caller wrote to a read replica, or to a writer that another took over from: the
+            // message says where writes go.
+            CommitError::ReadOnlyReplica | CommitError::LeaseLost(_) => FunctionError::Failed(error.to_string()),
         }
     }
 }

@@ -237,6 +237,13 @@ impl Published {
         self.unavailable.read().expect("lock poisoned").is_some()
     }
 
+    /// Why a commit is refused once the store stopped: it lost its lease to another writer, or it
+    /// is unavailable.
+    pub(crate) fn refusal(&self) -> CommitError {
+        let reason = self.unavailable_reason();
+        if self.stopped_by_fence() { CommitError::LeaseLost(reason) } else { CommitError::Unavailable(reason) }
+    }
+
     pub(crate) fn unavailable_reason(&self) -> String {
         self.unavailable.read().expect("lock poisoned").clone().unwrap_or_else(|| "the store has shut down".to_owned())
     }
@@ -369,6 +376,8 @@ pub(crate) struct Durable {
     /// Versions in the log but not in the checkpoint, and how many commits wrote them.
     pub(crate) since_checkpoint: LatestVersions,
     pub(crate) commits_since_checkpoint: usize,
+    /// What the checkpoint holds: the log after it is all that has the rest, so it is kept.
+    pub(crate) checkpoint_ts: Timestamp,
 }
 
 /// Starts the committer, durability, publisher, checkpointer and reclaimer threads; they run until
@@ -384,7 +393,9 @@ pub(crate) fn start(
     requests: mpsc::Receiver<CommitRequest>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (checkpoint_jobs, jobs) = std::sync::mpsc::sync_channel(1);
-    let checkpointed = Arc::new(AtomicU64::new(state.ts().nanos()));
+    // Not `state.ts()`: the log recovered after the checkpoint is not in it, and truncating it
+    // before the next checkpoint would lose those commits at the next restart.
+    let checkpointed = Arc::new(AtomicU64::new(durable.checkpoint_ts.nanos()));
     let checkpointer = {
         let (checkpoints, checkpointed, published) =
             (durable.checkpoints, Arc::clone(&checkpointed), Arc::clone(&published));
@@ -464,13 +475,12 @@ impl Committer {
             let Some(accepted) = self.accept(batch) else { continue };
             if let Err(std::sync::mpsc::SendError(rejected)) = batches.send(accepted) {
                 // The durability thread stopped after a failure; so does the committer.
-                let reason = self.published.unavailable_reason();
                 for commit in rejected.commits {
-                    let _ = commit.reply.send(Err(CommitError::Unavailable(reason.clone()).into()));
+                    let _ = commit.reply.send(Err(self.published.refusal().into()));
                 }
                 requests.close();
                 while let Some(request) = requests.blocking_recv() {
-                    let _ = request.reply.send(Err(CommitError::Unavailable(reason.clone()).into()));
+                    let _ = request.reply.send(Err(self.published.refusal().into()));
                 }
                 return;
             }
@@ -587,7 +597,7 @@ impl Durability {
                 // Before any writer hears of its refused commit, so that it also finds out why.
                 self.published.stop_accepting(&failure.reason, failure.fenced);
                 for commit in failure.refused.into_iter().chain(accepted.try_iter()).flat_map(|batch| batch.commits) {
-                    let _ = commit.reply.send(Err(CommitError::Unavailable(failure.reason.clone()).into()));
+                    let _ = commit.reply.send(Err(self.published.refusal().into()));
                 }
                 return;
             }

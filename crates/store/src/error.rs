@@ -51,6 +51,10 @@ pub enum CommitError {
     /// restart (which recovers from the durable log) helps.
     #[error("The store is unavailable: {0}")]
     Unavailable(String),
+    /// This writer lost its PostgreSQL lease to another writer, so it commits nothing more; the
+    /// writer holding the lease now takes the writes.
+    #[error("This node is no longer the writer and can't commit writes; send them to the writer ({0})")]
+    LeaseLost(String),
     /// The store is a read replica, which only follows the writer's commits.
     #[error("This store is a read replica and can't commit writes; writes go to the writer")]
     ReadOnlyReplica,

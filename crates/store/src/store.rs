@@ -140,8 +140,13 @@ impl Store {
             after_bytes: config.checkpoint_after_bytes.max(1),
         };
         let (requests, receiver) = mpsc::channel(COMMIT_QUEUE_CAPACITY);
-        let durable =
-            committer::Durable { log, checkpoints, since_checkpoint, commits_since_checkpoint: recovered.log.len() };
+        let durable = committer::Durable {
+            log,
+            checkpoints,
+            since_checkpoint,
+            commits_since_checkpoint: recovered.log.len(),
+            checkpoint_ts: recovered.checkpoint_ts,
+        };
         let committer =
             committer::start(snapshot, durable, policy, Arc::clone(&published), receiver).map_err(io_error)?;
         Ok(Store {
@@ -395,7 +400,7 @@ impl Store {
     }
 
     fn unavailable(&self) -> CommitError {
-        CommitError::Unavailable(self.inner.published.unavailable_reason())
+        self.inner.published.refusal()
     }
 }
 
