@@ -49,7 +49,7 @@ fn a_writer_that_lost_its_lease_commits_nothing_after_the_takeover() {
     assert!(!old.stopped_by_fence(), "nothing was refused yet");
 
     let error = old.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(2))]))).unwrap_err();
-    let CommitError::Unavailable(reason) = &error else { panic!("the old writer is fenced: {error}") };
+    let CommitError::LeaseLost(reason) = &error else { panic!("the old writer is fenced: {error}") };
     assert!(reason.contains("lost its PostgreSQL lease (epoch 1)") && reason.contains("epoch 2"), "{reason}");
     assert!(
         old.lost_lease() && old.stopped_by_fence(),
@@ -57,7 +57,7 @@ fn a_writer_that_lost_its_lease_commits_nothing_after_the_takeover() {
     );
     assert!(!new.lost_lease() && !new.stopped_by_fence());
     let error = old.transact_blocking(|tx| tx.insert("items", object(&[]))).unwrap_err();
-    assert!(matches!(error, CommitError::Unavailable(_)), "and stays stopped: {error}");
+    assert!(matches!(error, CommitError::LeaseLost(_)), "and stays stopped: {error}");
 
     new.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(3))]))).unwrap();
     drop(old); // Its shutdown must neither release the new writer's lease nor write anything.
@@ -69,6 +69,68 @@ fn a_writer_that_lost_its_lease_commits_nothing_after_the_takeover() {
     assert_eq!(values, vec![1, 3, 4], "nothing the fenced writer tried is visible");
 }
 
+/// The log's rows as `(ts, epoch)`, in timestamp order: which writer appended each group.
+fn log_epochs(db: &TestDb) -> Vec<(i64, Option<i64>)> {
+    let config = postgres_config(db);
+    let mut client = postgres::Client::connect(&config.url, postgres::NoTls).unwrap();
+    let query = format!("SELECT ts, epoch FROM {}.log ORDER BY ts", config.schema);
+    client.query(&query, &[]).unwrap().iter().map(|row| (row.get(0), row.get(1))).collect()
+}
+
+/// Checks `rows` (read after the takeover) against `before` (read at it): the old writer appended
+/// nothing more, everything new is the new writer's (`epoch`) and comes after, and epochs never
+/// decrease in timestamp order. Rows of `before` may have been truncated since.
+fn assert_appended_only_by(rows: &[(i64, Option<i64>)], before: &[(i64, Option<i64>)], epoch: i64) {
+    let last_before = before.iter().map(|(ts, _)| *ts).max().unwrap_or(0);
+    for row in rows {
+        if before.contains(row) {
+            continue;
+        }
+        assert!(row.1 == Some(epoch) && row.0 > last_before, "{row:?} is not epoch {epoch}'s: {rows:?}");
+    }
+    assert!(rows.windows(2).all(|pair| pair[0].1 <= pair[1].1), "epochs never decrease: {rows:?}");
+    assert!(rows.iter().any(|(_, written_by)| *written_by == Some(epoch)), "{rows:?}");
+}
+
+#[test]
+fn every_log_row_names_the_epoch_of_the_writer_that_appended_it() {
+    let Some(db) = TestDb::postgres() else { return };
+    let old = db.open();
+    for n in 0..2 {
+        old.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(n))]))).unwrap();
+    }
+    let before = log_epochs(&db);
+    assert!(before.len() >= 2 && before.iter().all(|(_, epoch)| *epoch == Some(1)), "{before:?}");
+    expire_lease(&db);
+    let new = db.open();
+    old.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(-1))]))).expect_err("fenced");
+    for n in 2..4 {
+        new.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(n))]))).unwrap();
+    }
+    assert_appended_only_by(&log_epochs(&db), &before, 2);
+    assert_eq!(db.query_one_i64("SELECT epoch FROM lease"), 2);
+}
+
+/// A log made before rows had an epoch: opening adds the column, the old rows (null there) still
+/// recover, and new rows record their writer's epoch.
+#[test]
+fn a_log_from_before_the_epoch_column_gains_it_on_open() {
+    let Some(db) = TestDb::postgres() else { return };
+    let old = db.open();
+    let (kept, _) = old.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(1))]))).unwrap();
+    db.execute("ALTER TABLE log DROP COLUMN epoch");
+    expire_lease(&db);
+    let new = db.open();
+    assert_eq!(int(&new.snapshot().get(kept).unwrap(), "n"), 1, "the old rows are recovered");
+    let before = log_epochs(&db);
+    assert!(!before.is_empty() && before.iter().all(|(_, epoch)| epoch.is_none()), "{before:?}");
+    new.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(2))]))).unwrap();
+    assert_appended_only_by(&log_epochs(&db), &before, 2);
+    drop(old);
+    drop(new);
+    assert_eq!(db.open().snapshot().document_count("items"), 2);
+}
+
 #[test]
 fn an_expired_lease_is_not_renewed_and_fences_its_writer() {
     let Some(db) = TestDb::postgres() else { return };
@@ -76,7 +138,7 @@ fn an_expired_lease_is_not_renewed_and_fences_its_writer() {
     store.transact_blocking(|tx| tx.insert("items", object(&[]))).unwrap();
     expire_lease(&db);
     let error = store.transact_blocking(|tx| tx.insert("items", object(&[]))).unwrap_err();
-    let CommitError::Unavailable(reason) = &error else { panic!("an expired lease fences: {error}") };
+    let CommitError::LeaseLost(reason) = &error else { panic!("an expired lease fences: {error}") };
     assert!(reason.contains("expired before it was renewed"), "{reason}");
     drop(store);
     assert_eq!(db.open().snapshot().document_count("items"), 1);
@@ -163,7 +225,7 @@ fn a_writer_learns_from_its_renewer_that_it_lost_the_lease_before_it_commits_aga
     assert!(lost, "the renewer notices the expired lease");
     assert!(!store.stopped_by_fence(), "no commit was refused yet");
     let error = store.transact_blocking(|tx| tx.insert("items", object(&[]))).unwrap_err();
-    assert!(matches!(error, CommitError::Unavailable(_)), "{error}");
+    assert!(matches!(error, CommitError::LeaseLost(_)), "{error}");
     assert!(store.stopped_by_fence(), "refused before anything was written");
     drop(store);
     assert_eq!(db.open().snapshot().document_count("items"), 0);
@@ -187,4 +249,27 @@ fn the_lease_is_renewed_while_the_writer_runs() {
     }
     assert!(renewed, "the renewer extends the lease");
     store.transact_blocking(|tx| tx.insert("items", object(&[]))).expect("a renewed lease keeps committing");
+}
+
+/// Two crashes in a row (each store leaked, so it never shuts down or checkpoints, then fenced by
+/// the next writer): the second writer's log must keep the commits it recovered from the first
+/// until a checkpoint holds them, or the third writer finds them gone.
+#[test]
+fn a_recovered_log_outlives_a_second_crash() {
+    let Some(db) = TestDb::postgres() else { return };
+    let first = db.open();
+    first.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(1))]))).unwrap();
+    std::mem::forget(first);
+    expire_lease(&db);
+    let second = db.open();
+    assert_eq!(second.snapshot().document_count("items"), 1, "recovered from the log");
+    // The durability thread truncates after an append, before the next: once the second of these
+    // is acknowledged, whatever the first one's append was to truncate is gone.
+    for n in 2..4 {
+        second.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(n))]))).unwrap();
+    }
+    std::mem::forget(second);
+    expire_lease(&db);
+    let third = Store::open(db.config()).expect("the third writer opens");
+    assert_eq!(third.snapshot().document_count("items"), 3, "every acknowledged commit survives two crashes");
 }

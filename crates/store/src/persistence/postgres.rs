@@ -2,7 +2,8 @@
 //! durable local disk, or handing the database from one writer node to another.
 //!
 //! Tables, in one schema of the configured database (`livebase` unless configured):
-//! - `log(ts, entry)`: one row per group commit, the same encoding as the SQLite log;
+//! - `log(ts, entry, epoch)`: one row per group commit, the same encoding as the SQLite log, with the
+//!   lease epoch of the writer that appended it (null in rows written before the column existed);
 //! - `documents(table_number, internal_id, document)`: the checkpoint;
 //! - `meta` (format version, checkpoint timestamp), `secrets` (the instance secret);
 //! - `lease(holder, epoch, expires_at, advertise_url)`: one row naming the writer allowed to commit,
@@ -303,7 +304,9 @@ fn describe(error: &postgres::Error) -> String {
 fn create_tables(client: &mut Client, schema: &str) -> Result<(), OpenError> {
     let setup = |client: &mut Client| -> Result<(), postgres::Error> {
         let mut transaction = client.transaction()?;
-        // Two nodes starting at once would race on `CREATE ... IF NOT EXISTS`; take turns.
+        // Two nodes starting at once would race on `CREATE ... IF NOT EXISTS`; take turns. A log
+        // made before it had `epoch` gets the column; checked first, since even `ADD COLUMN IF NOT
+        // EXISTS` locks the table exclusively, stalling the writer's appends behind replicas' reads.
         transaction.execute("SELECT pg_advisory_xact_lock(hashtext('livebase schema ' || $1::text))", &[&schema])?;
         transaction.batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
@@ -316,6 +319,12 @@ fn create_tables(client: &mut Client, schema: &str) -> Result<(), OpenError> {
              CREATE TABLE IF NOT EXISTS lease (
                  id int PRIMARY KEY CHECK (id = 1), holder text NOT NULL, epoch bigint NOT NULL,
                  expires_at timestamptz NOT NULL);
+             DO $$ BEGIN
+                 IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                                WHERE table_schema = '{schema}' AND table_name = 'log' AND column_name = 'epoch') THEN
+                     ALTER TABLE log ADD COLUMN epoch bigint;
+                 END IF;
+             END $$;
              INSERT INTO lease (id, holder, epoch, expires_at) VALUES (1, '', 0, '-infinity') ON CONFLICT DO NOTHING;
              ALTER TABLE lease ADD COLUMN IF NOT EXISTS advertise_url text;
              CREATE TABLE IF NOT EXISTS replicas (
@@ -479,11 +488,12 @@ impl Log for PostgresLog {
         }
         let (last_ts, _) = commits.last().expect("groups are not empty");
         // The notification goes out when (and only if) the insert commits, in the same statement.
+        // The row records the epoch it was fenced by: which writer appended it.
         let inserted = self
             .client
             .query(
                 &fenced(&format!(
-                    ", inserted AS (INSERT INTO log (ts, entry) SELECT $2, $3 FROM held RETURNING ts)
+                    ", inserted AS (INSERT INTO log (ts, entry, epoch) SELECT $2, $3, $1 FROM held RETURNING ts)
                      SELECT pg_notify('{NOTIFY_CHANNEL}', $4) FROM inserted"
                 )),
                 &[&self.epoch, &timestamp_to_sql(*last_ts), &encode_group(commits), &self.schema],
