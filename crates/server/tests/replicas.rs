@@ -15,6 +15,8 @@
 
 #[path = "common/rust_clients.rs"]
 mod rust_clients;
+#[path = "common/sse.rs"]
+mod sse;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -26,6 +28,7 @@ use std::time::Duration;
 use convex::{ConvexClient, FunctionResult, QuerySubscription};
 use rust_clients::{RustClients, args, next_bodies};
 use serde_json::{Value as Json, json};
+use sse::{Event, EventReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
@@ -1002,14 +1005,14 @@ async fn a_live_list_on_a_replica_streams_the_writers_commits_through_a_reload()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mut events = EventReader { response, buffer: String::new() };
+    let mut events = EventReader::new(response);
     // Newest first.
     let mut expected = vec!["before the stream".to_owned()];
-    assert_eq!(events.next_page().await, expected);
+    assert_eq!(next_page(&mut events).await, expected);
 
     writer.send("committed on the writer").await;
     expected.insert(0, "committed on the writer".to_owned());
-    assert_eq!(events.next_page().await, expected, "the replica streams the writer's commit");
+    assert_eq!(next_page(&mut events).await, expected, "the replica streams the writer's commit");
 
     // Held back (a read of `meta` waits for the lock, in a snapshot taken before it waited) while the
     // writer commits; then told that the log up to that commit was truncated, it reloads the writer's
@@ -1019,43 +1022,21 @@ async fn a_live_list_on_a_replica_streams_the_writers_commits_through_a_reload()
     writer.send("committed while it was held back").await;
     lock.commit_with("UPDATE meta SET value = (SELECT max(ts) FROM log) WHERE key = 'truncated_ts'");
     expected.insert(0, "committed while it was held back".to_owned());
-    assert_eq!(events.next_page().await, expected, "the stream shows what the reload brought");
+    assert_eq!(next_page(&mut events).await, expected, "the stream shows what the reload brought");
     let logged = std::fs::read_to_string(&replica_log).unwrap();
     assert!(logged.contains("reloaded"), "the replica reloaded: {logged}");
 
     writer.send("after the reload").await;
     expected.insert(0, "after the reload".to_owned());
-    assert_eq!(events.next_page().await, expected, "and it follows on");
+    assert_eq!(next_page(&mut events).await, expected, "and it follows on");
 }
 
-/// Reads Server-Sent Events from a response.
-struct EventReader {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl EventReader {
-    /// The message bodies of the next `page` event (any other event fails the test).
-    async fn next_page(&mut self) -> Vec<String> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut fields: BTreeMap<&str, String> = BTreeMap::new();
-                for line in block.lines().filter(|line| !line.starts_with(':') && !line.is_empty()) {
-                    let (name, value) = line.split_once(':').unwrap_or((line, ""));
-                    fields.entry(name).or_default().push_str(value.strip_prefix(' ').unwrap_or(value));
-                }
-                let Some(data) = fields.get("data") else { continue };
-                assert_eq!(fields.get("event").map(String::as_str), Some("page"), "{block}");
-                let page: Json = serde_json::from_str(data).unwrap();
-                let items = page["data"].as_array().expect("a page's items");
-                return items.iter().map(|item| item["body"].as_str().unwrap().to_owned()).collect();
-            }
-            let chunk = tokio::time::timeout(PATIENCE, self.response.chunk()).await.expect("an event in time");
-            let chunk = chunk.unwrap().expect("the stream stays open");
-            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
+/// The message bodies of the next event, which must be a `page`.
+async fn next_page(events: &mut EventReader) -> Vec<String> {
+    let Event { event, data, .. } = events.next().await;
+    assert_eq!(event, "page", "{data}");
+    let items = data["data"].as_array().expect("a page's items");
+    items.iter().map(|item| item["body"].as_str().unwrap().to_owned()).collect()
 }
 
 /// A replica answers an HTTP route only once it shows the route's writes: held back from following

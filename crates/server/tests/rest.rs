@@ -3,6 +3,8 @@
 //! Events, and the OpenAPI document under schemathesis.
 
 mod common;
+#[path = "common/sse.rs"]
+mod sse;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use livebase_value::{DocumentId, Object, Value};
 use rand::Rng as _;
 use reqwest::StatusCode;
 use serde_json::{Value as Json, json};
+use sse::{Event, EventReader};
 use tokio::sync::Mutex;
 
 const ADMIN_KEY: &str = "test-admin-key";
@@ -496,35 +499,6 @@ async fn the_cli_creates_and_revokes_keys_stored_as_hashes() {
     assert_eq!((rows, verified), (0, false));
 }
 
-/// Reads Server-Sent Events from a response, one `(event, id, data)` at a time.
-struct EventReader {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl EventReader {
-    async fn next(&mut self) -> (String, String, Json) {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut fields: BTreeMap<&str, String> = BTreeMap::new();
-                for line in block.lines().filter(|line| !line.starts_with(':') && !line.is_empty()) {
-                    let (name, value) = line.split_once(':').unwrap_or((line, ""));
-                    fields.entry(name).or_default().push_str(value.strip_prefix(' ').unwrap_or(value));
-                }
-                if let Some(data) = fields.get("data") {
-                    let event = fields.get("event").cloned().unwrap_or_default();
-                    return (event, fields.get("id").cloned().unwrap_or_default(), serde_json::from_str(data).unwrap());
-                }
-                continue;
-            }
-            let chunk = tokio::time::timeout(PATIENCE, self.response.chunk()).await.expect("an event in time");
-            let chunk = chunk.unwrap().expect("the stream stays open");
-            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
-}
-
 async fn subscribe(server: &TestServer, query: &str, key: &str, last_event_id: Option<&str>) -> reqwest::Response {
     let mut request = client_without_timeout()
         .get(url(server, query))
@@ -548,17 +522,17 @@ async fn a_live_list_streams_its_page_and_every_change_with_a_pinned_end() {
     let response = subscribe(&server, &format!("{RUNS}?limit=3"), &key, None).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-    let mut events = EventReader { response, buffer: String::new() };
+    let mut events = EventReader::new(response);
     let newest_first: Vec<String> = ids_at_start.iter().rev().map(DocumentId::encode).collect();
 
-    let (event, end, page) = events.next().await;
+    let Event { event, id: end, data: page } = events.next().await;
     assert_eq!(event, "page");
     assert_eq!(ids(&page), newest_first[..3]);
     assert_eq!((page["hasMore"].clone(), page["nextCursor"].as_str()), (json!(true), Some(end.as_str())));
 
     // An insert at the head grows the page: its end stays where it was.
     let new = insert_runs(&server.store, 1).await[0].encode();
-    let (_, id, page) = events.next().await;
+    let Event { id, data: page, .. } = events.next().await;
     assert_eq!(id, end, "the end is pinned");
     let mut expected = vec![new.clone()];
     expected.extend_from_slice(&newest_first[..3]);
@@ -569,7 +543,7 @@ async fn a_live_list_streams_its_page_and_every_change_with_a_pinned_end() {
     let after_end = ids_at_start[0];
     server.store.transact(|tx| tx.delete(after_end)).await.unwrap();
     server.store.transact(|tx| tx.delete(inside)).await.unwrap();
-    let (_, _, page) = events.next().await;
+    let Event { data: page, .. } = events.next().await;
     assert_eq!(ids(&page), [new.clone(), newest_first[0].clone(), newest_first[2].clone()]);
     assert_eq!(page["hasMore"], true, "one item is left after the end");
 
@@ -580,8 +554,8 @@ async fn a_live_list_streams_its_page_and_every_change_with_a_pinned_end() {
 
     // Reconnecting with the last event's id resumes the same page, as it is now.
     let response = subscribe(&server, &format!("{RUNS}?limit=3"), &key, Some(&end)).await;
-    let mut resumed = EventReader { response, buffer: String::new() };
-    let (_, id, page) = resumed.next().await;
+    let mut resumed = EventReader::new(response);
+    let Event { id, data: page, .. } = resumed.next().await;
     assert_eq!(id, end);
     assert_eq!(ids(&page), [new, newest_first[0].clone(), newest_first[2].clone()]);
     drop(resumed);
@@ -612,7 +586,7 @@ async fn live_lists_beyond_the_configured_maximum_get_503() {
     assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", None);
     assert_eq!(get(&server, RUNS, &key).await.0, StatusCode::OK, "plain pages are not counted");
     // A closed stream frees its place once the server notices, at its next write: make it write.
-    let mut events = EventReader { response: first, buffer: String::new() };
+    let mut events = EventReader::new(first);
     events.next().await;
     drop(events);
     insert_runs(&server.store, 1).await;
