@@ -347,6 +347,40 @@ fn commits_left_in_the_pipeline_at_shutdown_are_all_checkpointed(db: TestDb) {
     assert_eq!(ids, expected, "every queued commit was made durable and checkpointed");
 }
 
+/// One commit at a time finds the later stages idle, and the committer appends and publishes it
+/// itself; a queue of commits comes in batches the durability thread appends while the committer
+/// validates the next. Either way every commit is durable, in order.
+fn the_committer_appends_light_load_itself_and_hands_heavy_load_on(db: TestDb) {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let store = db.open();
+    for n in 0..10 {
+        store.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(n))]))).unwrap();
+    }
+    let light = store.stats();
+    assert_eq!(light.groups_appended_by_committer, light.batches, "one at a time: {light:?}");
+
+    let mut context = Context::from_waker(Waker::noop());
+    for n in 10..1_000 {
+        let mut transaction = store.begin();
+        transaction.insert("items", object(&[("n", Value::Int64(n))])).unwrap();
+        let polled = std::pin::pin!(store.commit(transaction)).poll(&mut context);
+        assert!(!matches!(polled, std::task::Poll::Ready(Err(_))), "{polled:?}");
+    }
+    // Committed after every queued one: once it is acknowledged, they are durable too.
+    store.transact_blocking(|tx| tx.insert("items", object(&[("n", Value::Int64(1_000))]))).unwrap();
+    let heavy = store.stats();
+    assert_eq!(heavy.commits - light.commits, 991, "{heavy:?}");
+    assert!(
+        heavy.batches - light.batches > heavy.groups_appended_by_committer - light.groups_appended_by_committer,
+        "a queue is handed on: {heavy:?}"
+    );
+    drop(store);
+    let snapshot = db.open().snapshot();
+    let numbers: Vec<i64> = snapshot.documents("items").iter().map(|document| int(document, "n")).collect();
+    assert_eq!(numbers.len(), 1_001, "every commit is durable");
+}
+
 fn the_instance_secret_is_random_and_kept_with_the_data(db: TestDb) {
     let secret = *db.open().secret();
     assert_eq!(*db.open().secret(), secret, "reopening keeps the secret");
@@ -556,6 +590,7 @@ common::on_both_backends!(
     change_stream_publishes_commits_in_order_with_old_and_new,
     checkpoints_fold_the_log_and_recovery_combines_both,
     commits_left_in_the_pipeline_at_shutdown_are_all_checkpointed,
+    the_committer_appends_light_load_itself_and_hands_heavy_load_on,
     the_instance_secret_is_random_and_kept_with_the_data,
     a_transaction_older_than_the_write_log_fails_as_too_old_and_is_retryable,
     bytes_read_and_written_per_transaction_are_limited,
