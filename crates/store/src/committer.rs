@@ -98,6 +98,13 @@ pub(crate) struct Lane {
     reserved: Mutex<Option<Vec<u8>>>,
 }
 
+impl Lane {
+    /// Whether a transaction holds the lane (retrying after a conflict).
+    fn is_busy(&self) -> bool {
+        self.turn.available_permits() == 0
+    }
+}
+
 /// A turn in the conflict lane. Dropping it lifts the reservation and hands the lane on.
 pub(crate) struct LaneTicket {
     _turn: tokio::sync::OwnedSemaphorePermit,
@@ -348,9 +355,9 @@ struct Downstream {
     in_flight: AtomicUsize,
 }
 
-/// The largest batch the committer appends and publishes itself when the later stages are idle;
-/// bigger batches mean load, under which the stages overlap (the committer validates the next batch
-/// while the durability thread waits for the disk).
+/// The largest batch the committer appends and publishes itself when the later stages are idle
+/// and nothing waits for it; bigger batches mean load, under which the stages overlap (the committer
+/// validates the next batch while the durability thread waits for the disk).
 const MAX_COMMITS_APPENDED_BY_COMMITTER: usize = 8;
 
 /// What the committer hands the durability thread.
@@ -522,8 +529,13 @@ impl Committer {
                 }
             }
             let Some(accepted) = self.accept(batch) else { continue };
-            // A small batch means light load: then waking the later stages costs more than their work.
-            let light = accepted.commits.len() <= MAX_COMMITS_APPENDED_BY_COMMITTER;
+            // Light load: a small batch, no commit waiting behind it and no transaction retrying in the
+            // conflict lane. Then waking the later stages costs more than their work; otherwise the
+            // committer must stay free to accept the next commits (a hot document's next transaction
+            // begins at the accepted state and need not wait for this one's fsync).
+            let light = accepted.commits.len() <= MAX_COMMITS_APPENDED_BY_COMMITTER
+                && requests.is_empty()
+                && !self.published.lane.is_busy();
             let handed_on = if light && self.downstream.in_flight.load(Ordering::Acquire) == 0 {
                 match self.downstream.append_and_publish(accepted) {
                     Ok(()) => continue,
