@@ -730,7 +730,11 @@ impl Downstream {
             }
             assert!(failed.is_none(), "the committer appends itself only when nothing is in flight");
             let mut durability = self.durability.lock().expect("lock poisoned");
+            let published = Arc::clone(&durability.published);
+            // Stopped under the lock: the committer, which may append once nothing is in flight, sees
+            // it before its next append.
             let mut refuse = |reason: String, fenced: bool, mut refused: Vec<AcceptedBatch>| {
+                published.stop_accepting(&reason, fenced);
                 refused.extend(carried.take());
                 Err(Failure { reason, fenced, refused })
             };
