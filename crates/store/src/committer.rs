@@ -711,15 +711,11 @@ impl Downstream {
             // Batches that queued while the previous append was on disk share one append.
             let mut commit_count = first.commits.len();
             let mut batches = vec![first];
-            let mut failed = None;
             for handed_on in accepted.try_iter() {
-                let batch = match handed_on {
-                    ToDurability::Batch(batch) => batch,
-                    // Only after a failure of a batch of its own, which found nothing in flight.
-                    ToDurability::Failed(failure) => {
-                        failed = Some(failure);
-                        break;
-                    }
+                // A failure comes only from the committer's own append, which it makes only when
+                // nothing is in flight: never behind a batch.
+                let ToDurability::Batch(batch) = handed_on else {
+                    panic!("the committer appends itself only when nothing is in flight")
                 };
                 if commit_count + batch.commits.len() > MAX_COMMITS_PER_GROUP {
                     carried = Some(batch);
@@ -728,7 +724,6 @@ impl Downstream {
                 commit_count += batch.commits.len();
                 batches.push(batch);
             }
-            assert!(failed.is_none(), "the committer appends itself only when nothing is in flight");
             let mut durability = self.durability.lock().expect("lock poisoned");
             let published = Arc::clone(&durability.published);
             // Stopped under the lock: the committer, which may append once nothing is in flight, sees
