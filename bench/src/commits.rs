@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use livebase_store::{COMMITTER_THREAD, DURABILITY_THREAD, PUBLISH_THREAD, RECLAIM_THREAD, Store, StoreConfig};
+use livebase_store::{
+    CHECKPOINT_THREAD, COMMITTER_THREAD, DURABILITY_THREAD, PUBLISH_THREAD, RECLAIM_THREAD, Store, StoreConfig,
+};
 use livebase_value::{Object, Value};
 
 use crate::Effort;
@@ -81,11 +83,12 @@ pub fn run(effort: Effort, report: &mut Report) {
 }
 
 /// The store's pipeline threads whose CPU time per commit is reported: (role, thread name).
-const PIPELINE_THREADS: [(&str, &str); 4] = [
+const PIPELINE_THREADS: [(&str, &str); 5] = [
     ("committer", COMMITTER_THREAD),
     ("durability", DURABILITY_THREAD),
     ("publisher", PUBLISH_THREAD),
     ("reclaimer", RECLAIM_THREAD),
+    ("checkpoint", CHECKPOINT_THREAD),
 ];
 
 /// The storage engine issue's targets: a share of the physical limit, and an absolute rate.

@@ -16,6 +16,11 @@ use crate::subscriptions::{ReadSet, Subscriptions};
 
 pub(crate) type ConnectionId = u64;
 
+/// Commits matched under one lock of the hub, at most: those that queued on the change stream while
+/// it matched the last ones. Bounded, so that connections waiting for the lock wait for a few
+/// microseconds of matching, not for a backlog.
+const MAX_COMMITS_MATCHED_TOGETHER: usize = 64;
+
 /// Who owns a read set: one subscription of one connection.
 type Owner = (ConnectionId, SubscriptionId);
 
@@ -90,25 +95,49 @@ impl Hub {
                 }
                 received = commits.recv() => received,
             };
-            match received {
-                Ok(commit) if commit.reloaded => {
-                    tracing::warn!(ts = %commit.ts, "the replica reloaded the writer's state: rerunning every live query");
-                    self.reset(commit.ts);
+            // What queued behind it is matched with it, under one lock (see `Subscriptions::apply`).
+            let mut batch = Vec::new();
+            let mut next = Some(received);
+            while let Some(received) = next.take() {
+                match received {
+                    Ok(commit) if !commit.reloaded => {
+                        // The store publishes one snapshot per group commit, at its last commit,
+                        // before it sends the group down the stream: a snapshot at exactly this
+                        // commit exists only if it ends its group. None: the hub fell so far behind
+                        // that the store no longer keeps that state, and waiting would not bring it
+                        // back.
+                        let ends_group = store.snapshot_at(commit.ts).is_none_or(|snapshot| snapshot.ts() == commit.ts);
+                        batch.push((commit, ends_group));
+                        if batch.len() < MAX_COMMITS_MATCHED_TOGETHER {
+                            next = match commits.try_recv() {
+                                Ok(commit) => Some(Ok(commit)),
+                                Err(broadcast::error::TryRecvError::Empty) => None,
+                                Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                                    Some(Err(broadcast::error::RecvError::Lagged(missed)))
+                                }
+                                Err(broadcast::error::TryRecvError::Closed) => {
+                                    Some(Err(broadcast::error::RecvError::Closed))
+                                }
+                            };
+                        }
+                    }
+                    Ok(commit) => {
+                        self.apply(std::mem::take(&mut batch));
+                        tracing::warn!(ts = %commit.ts, "the replica reloaded the writer's state: rerunning every live query");
+                        self.reset(commit.ts);
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        self.apply(std::mem::take(&mut batch));
+                        tracing::warn!(missed, "the change stream dropped commits: rerunning every live query");
+                        self.reset(store.snapshot().ts());
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        self.apply(batch);
+                        return;
+                    }
                 }
-                Ok(commit) => {
-                    // The store publishes one snapshot per group commit, at its last commit, before
-                    // it sends the group down the stream: a snapshot at exactly this commit exists
-                    // only if it ends its group. None: the hub fell so far behind that the store no
-                    // longer keeps that state, and waiting would not bring it back.
-                    let ends_group = store.snapshot_at(commit.ts).is_none_or(|snapshot| snapshot.ts() == commit.ts);
-                    self.apply(commit, ends_group);
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "the change stream dropped commits: rerunning every live query");
-                    self.reset(store.snapshot().ts());
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
             }
+            self.apply(batch);
         }
     }
 
@@ -117,9 +146,12 @@ impl Hub {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn apply(&self, commit: Arc<CommitRecord>, ends_group: bool) {
+    fn apply(&self, commits: Vec<(Arc<CommitRecord>, bool)>) {
+        if commits.is_empty() {
+            return;
+        }
         let mut state = self.lock();
-        let affected = state.subscriptions.apply(commit, ends_group);
+        let affected = state.subscriptions.apply(commits);
         let ts = state.subscriptions.watermark();
         let notify = state.invalidate(affected);
         drop(state);

@@ -13,12 +13,15 @@
 //! Intervals of other shapes (ranges of values, pages' pinned ends) are not taken: see
 //! [`crate::interval_index`].
 
-use std::borrow::Borrow;
+mod table;
+
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::BuildHasherDefault;
 
 use livebase_store::{key_boundaries, prefix_successor};
 use rustc_hash::FxHasher;
+
+use self::table::{Keyed, PrefixTable};
 
 /// Intervals `[P, end)` where `P` is an index prefix followed by whole encoded values and every
 /// key of the interval starts with `P`, each with an owner.
@@ -28,14 +31,25 @@ pub struct PrefixIndex<T> {
     indexes: HashMap<Box<[u8]>, IndexPrefixes<T>, BuildHasherDefault<FxHasher>>,
 }
 
-/// The prefixes registered in one index. Their bytes come from the values clients query, so they
-/// are hashed with the standard library's keyed hash, which they cannot choose collisions for.
+/// The prefixes registered in one index.
 struct IndexPrefixes<T> {
     /// By the bytes of `P` after the index prefix.
-    prefixes: HashMap<PrefixKey, Owners<T>>,
+    prefixes: PrefixTable<Prefix<T>>,
     /// How many of `prefixes` are made of each number of values: the boundaries of a written key
     /// worth a lookup. No trailing zero, so its length bounds how far a written key is split.
     by_values: Vec<usize>,
+}
+
+/// One `P` and the intervals starting at it.
+struct Prefix<T> {
+    key: PrefixKey,
+    owners: Owners<T>,
+}
+
+impl<T> Keyed for Prefix<T> {
+    fn key(&self) -> &[u8] {
+        self.key.prefix()
+    }
 }
 
 /// The bytes of a `P` after its index prefix and, when one interval starts at `P`, the rest of
@@ -49,7 +63,7 @@ struct PrefixKey {
 /// How many bytes a [`PrefixKey`] keeps in the table's own slot, without an allocation: enough for
 /// a value or two and the rest of one key (`.first()` of an equality on a number: its `P` is 9
 /// bytes, the rest of its end 9 for the creation time, up to 40 for the id, 1 past the key), so
-/// a lookup that finds `P` reads no memory elsewhere. A slot then spans about a cache line.
+/// a lookup that finds `P` reads no memory elsewhere: all of it is in the table's slot.
 const INLINE_KEY_BYTES: usize = 62;
 
 enum KeyBytes {
@@ -84,32 +98,15 @@ impl PrefixKey {
         PrefixKey { bytes, len: prefix.len() }
     }
 
+    fn prefix(&self) -> &[u8] {
+        &self.bytes.get()[..self.len]
+    }
+
     /// The end of the one interval starting at `P` (see [`Owners::One`]).
     fn rest(&self) -> &[u8] {
         &self.bytes.get()[self.len..]
     }
 }
-
-impl Borrow<[u8]> for PrefixKey {
-    fn borrow(&self) -> &[u8] {
-        &self.bytes.get()[..self.len]
-    }
-}
-
-// Hashed and compared as the `P` it borrows as, so that a map of them is looked up by `P` alone.
-impl Hash for PrefixKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        Borrow::<[u8]>::borrow(self).hash(state);
-    }
-}
-
-impl PartialEq for PrefixKey {
-    fn eq(&self, other: &PrefixKey) -> bool {
-        Borrow::<[u8]>::borrow(self) == Borrow::<[u8]>::borrow(other)
-    }
-}
-
-impl Eq for PrefixKey {}
 
 /// How far an interval starting at `P` reaches.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -178,27 +175,21 @@ impl<T: Copy + Ord> PrefixIndex<T> {
         let index = self
             .indexes
             .entry(index_prefix.into())
-            .or_insert_with(|| IndexPrefixes { prefixes: HashMap::new(), by_values: Vec::new() });
-        let Some((key, owners)) = index.prefixes.get_key_value(prefix) else {
+            .or_insert_with(|| IndexPrefixes { prefixes: PrefixTable::new(), by_values: Vec::new() });
+        let Some(existing) = index.prefixes.get_mut(prefix) else {
             let whole = end == End::Whole;
-            index.prefixes.insert(PrefixKey::new(prefix, &end), Owners::One { whole, owner });
+            index.prefixes.insert(Prefix { key: PrefixKey::new(prefix, &end), owners: Owners::One { whole, owner } });
             if index.by_values.len() <= values {
                 index.by_values.resize(values + 1, 0);
             }
             index.by_values[values] += 1;
             return true;
         };
-        let first = match owners {
-            Owners::One { whole, owner } => {
-                Some((if *whole { End::Whole } else { End::Before(key.rest().into()) }, *owner))
-            }
-            Owners::Many(_) => None,
-        };
-        let owners = index.prefixes.get_mut(prefix).expect("found above");
-        if let Some(first) = first {
-            *owners = Owners::Many(BTreeSet::from([first]));
+        if let Owners::One { whole, owner } = existing.owners {
+            let first_end = if whole { End::Whole } else { End::Before(existing.key.rest().into()) };
+            existing.owners = Owners::Many(BTreeSet::from([(first_end, owner)]));
         }
-        let Owners::Many(set) = owners else { unreachable!("made a set above") };
+        let Owners::Many(set) = &mut existing.owners else { unreachable!("made a set above") };
         assert!(set.insert((end, owner)), "an owner's intervals are disjoint, so never the same twice");
         true
     }
@@ -208,7 +199,7 @@ impl<T: Copy + Ord> PrefixIndex<T> {
         let Some(Placement { index_prefix_len, values, end }) = placement(start, end) else { return false };
         let (index_prefix, prefix) = start.split_at(index_prefix_len);
         let index = self.indexes.get_mut(index_prefix).expect("only intervals in the index are removed");
-        let (key, owners) = index.prefixes.remove_entry(prefix).expect("only intervals in the index are removed");
+        let Prefix { key, owners } = index.prefixes.remove(prefix).expect("only intervals in the index are removed");
         match owners {
             Owners::One { whole, owner: only } => {
                 let only_end = if whole { End::Whole } else { End::Before(key.rest().into()) };
@@ -224,35 +215,61 @@ impl<T: Copy + Ord> PrefixIndex<T> {
             Owners::Many(mut set) => {
                 assert!(set.remove(&(end, owner)), "only intervals in the index are removed");
                 // Back to one interval: its end moves into the key, and the set goes.
-                let (key, owners) = if set.len() == 1 {
+                let entry = if set.len() == 1 {
                     let (end, owner) = set.pop_first().expect("one is left");
-                    (PrefixKey::new(prefix, &end), Owners::One { whole: end == End::Whole, owner })
+                    Prefix {
+                        key: PrefixKey::new(prefix, &end),
+                        owners: Owners::One { whole: end == End::Whole, owner },
+                    }
                 } else {
-                    (key, Owners::Many(set))
+                    Prefix { key, owners: Owners::Many(set) }
                 };
-                index.prefixes.insert(key, owners);
+                index.prefixes.insert(entry);
             }
         }
         true
     }
 
     /// Calls `found` with the owner of every interval containing `key`.
+    #[cfg(test)]
     pub fn stab(&self, key: &[u8], found: &mut impl FnMut(T)) {
-        let mut boundaries = key_boundaries(key);
-        let Some(index_prefix_len) = boundaries.next() else { return };
-        let Some(index) = self.indexes.get(&key[..index_prefix_len]) else { return };
-        // `by_values` first: the key is split no further than the longest `P` of its index.
-        let ends = std::iter::once(index_prefix_len).chain(boundaries);
-        for (&registered, end) in index.by_values.iter().zip(ends) {
-            if registered == 0 {
-                continue;
+        self.stab_all([((), key)], &mut |(), owner| found(owner));
+    }
+
+    /// Calls `found(tag, owner)` with the owner of every interval containing a key, for each
+    /// `(tag, key)` in order. Every table slot the keys need is requested from memory before the
+    /// first is read, so that with many keys their cache misses overlap: a large table costs about
+    /// a miss per batch of keys rather than one per key.
+    pub fn stab_all<'k, Tag: Copy>(
+        &self,
+        keys: impl IntoIterator<Item = (Tag, &'k [u8])>,
+        found: &mut impl FnMut(Tag, T),
+    ) {
+        let keys = keys.into_iter();
+        // Most keys need one lookup, in the one index of theirs that queries read by equality.
+        let mut lookups = Vec::with_capacity(keys.size_hint().0);
+        for (tag, key) in keys {
+            let mut boundaries = key_boundaries(key);
+            let Some(index_prefix_len) = boundaries.next() else { continue };
+            let Some(index) = self.indexes.get(&key[..index_prefix_len]) else { continue };
+            // `by_values` first: the key is split no further than the longest `P` of its index.
+            let ends = std::iter::once(index_prefix_len).chain(boundaries);
+            for (&registered, end) in index.by_values.iter().zip(ends) {
+                if registered == 0 {
+                    continue;
+                }
+                let (prefix, after_prefix) = (&key[index_prefix_len..end], &key[end..]);
+                let hash = index.prefixes.hash(prefix);
+                index.prefixes.prefetch(hash);
+                lookups.push(Lookup { index, hash, tag, prefix, after_prefix });
             }
-            let Some((prefix, owners)) = index.prefixes.get_key_value(&key[index_prefix_len..end]) else { continue };
-            let after_prefix = &key[end..];
-            match owners {
+        }
+        for Lookup { index, hash, tag, prefix, after_prefix } in lookups {
+            let Some(entry) = index.prefixes.get(hash, prefix) else { continue };
+            match &entry.owners {
                 Owners::One { whole, owner } => {
-                    if *whole || after_prefix < prefix.rest() {
-                        found(*owner);
+                    if *whole || after_prefix < entry.key.rest() {
+                        found(tag, *owner);
                     }
                 }
                 Owners::Many(set) => {
@@ -260,12 +277,21 @@ impl<T: Copy + Ord> PrefixIndex<T> {
                         if !end.admits(after_prefix) {
                             break;
                         }
-                        found(*owner);
+                        found(tag, *owner);
                     }
                 }
             }
         }
     }
+}
+
+/// A lookup of a written key, split into `prefix ++ after_prefix`, in `index`'s prefixes.
+struct Lookup<'a, 'k, T, Tag> {
+    index: &'a IndexPrefixes<T>,
+    hash: u64,
+    tag: Tag,
+    prefix: &'k [u8],
+    after_prefix: &'k [u8],
 }
 
 #[cfg(test)]
@@ -341,6 +367,12 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_with_the_hubs_owner_fits_one_slot_of_two_cache_lines() {
+        type Owner = (u64, livebase_sync::SubscriptionId);
+        assert_eq!(PrefixTable::<Prefix<Owner>>::slot_size(), 128);
+    }
+
+    #[test]
     fn many_owners_of_one_prefix_are_found_by_their_ends() {
         let mut index = PrefixIndex::new();
         let prefix = key(&[Value::from("a\0b")]);
@@ -355,7 +387,10 @@ mod tests {
         for owner in 0..100 {
             assert!(index.remove(&prefix, &end_after(i64::from(owner)), owner));
         }
-        assert!(matches!(index.indexes.values().next().unwrap().prefixes.values().next(), Some(Owners::One { .. })));
+        assert!(matches!(
+            index.indexes.values().next().unwrap().prefixes.entries().next().unwrap().owners,
+            Owners::One { .. }
+        ));
         assert_eq!(stab(&index, &written), BTreeSet::from([100]));
     }
 }
