@@ -27,9 +27,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::Effort;
-use crate::client::{
-    Socket, SyncClient, mutation_message, next_json, now_micros, read_messages, sent_at_values, timestamp_nanos,
-};
+use crate::client::{QueryUpdates, Socket, SyncClient, mutation_message, next_json, now_micros, read_messages};
 use crate::report::{Chart, Report, percentile, verdict};
 use crate::server::ServerProcess;
 
@@ -125,16 +123,17 @@ impl Deliveries {
     }
 
     /// `from_commits`: the message is Livebase's, whose `endVersion` is a commit's timestamp.
-    fn record(&self, client: usize, message: &Json, from_commits: bool) {
+    fn record(&self, client: usize, message: &str, from_commits: bool) {
         let received_at = now_micros();
+        let updates = QueryUpdates::read(message);
         let mut newest = 0.0f64;
         {
             let mut latencies = self.clients[client].latencies_micros.lock().unwrap_or_else(PoisonError::into_inner);
-            for sent_at in sent_at_values(message) {
+            for sent_at in updates.sent_at {
                 newest = newest.max(sent_at);
                 latencies.0.push((received_at - sent_at).max(0.0) as u64);
                 if from_commits {
-                    let committed_at = timestamp_nanos(&message["endVersion"]["ts"]) as f64 / 1e3;
+                    let committed_at = updates.end_ts_nanos.expect("a Transition has an end version") as f64 / 1e3;
                     latencies.1.push((received_at - committed_at).max(0.0) as u64);
                 }
             }
@@ -143,7 +142,8 @@ impl Deliveries {
             return;
         }
         if client == 0 {
-            *self.sample.lock().unwrap_or_else(PoisonError::into_inner) = Some(message.clone());
+            let message = serde_json::from_str(message).expect("the server sends JSON");
+            *self.sample.lock().unwrap_or_else(PoisonError::into_inner) = Some(message);
         }
         // Sequentially consistent with `wait_for`'s store of the client it waits on and its load of
         // `newest`: either the waiter sees this update, or this reader sees the waiter.

@@ -308,7 +308,9 @@ async fn set_up(address: SocketAddr, clients: usize) -> (Writer, Arc<Churn>, Can
     let stop_readers = CancellationToken::new();
     for (client, socket) in sockets.into_iter().enumerate() {
         let churn = Arc::clone(&churn);
-        tokio::spawn(read_messages(socket, stop_readers.clone(), move |message| churn.record(client, message)));
+        tokio::spawn(read_messages(socket, stop_readers.clone(), move |message| {
+            churn.record(client, &serde_json::from_str(message).expect("the server sends JSON"));
+        }));
     }
     (writer, churn, stop_readers)
 }
