@@ -108,6 +108,9 @@ pub(crate) fn open_sqlite(directory: &Path) -> Result<(SqliteLog, SqliteCheckpoi
              PRIMARY KEY (table_number, internal_id)) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);",
     )?;
+    // Checkpoints rewrite documents all over their table: keep its pages cached (64 MiB). Not the
+    // log's: it only appends, and a cache that grows page by page costs each append page faults.
+    checkpoints.pragma_update(None, "cache_size", -65_536)?;
     checkpoints.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('checkpoint_ts', 0)", [])?;
     let secret: Option<Vec<u8>> =
         checkpoints.query_row("SELECT value FROM secrets WHERE name = 'instance'", [], |row| row.get(0)).optional()?;
@@ -134,8 +137,6 @@ fn connect(path: &Path, schema: &str) -> Result<Connection, OpenError> {
     // The directory lock already keeps other processes out, so SQLite need not coordinate through
     // shared memory on every transaction.
     connection.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-    // Checkpoints rewrite documents all over their table: keep its pages cached (64 MiB).
-    connection.pragma_update(None, "cache_size", -65_536)?;
     connection.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);")?;
     connection.execute_batch(schema)?;
     let format: Option<i64> =
