@@ -289,10 +289,11 @@ impl Setup {
         Setup { target, clients, deliveries, writer, writes: 0, stop_readers, servers }
     }
 
-    /// Writes at the steady rate for `duration`; returns the latencies seen (see
-    /// [`Deliveries::take_latencies`]), or `None` if some client did not get its last update within
-    /// `DRAIN_TIMEOUT`.
-    async fn latency_run(&mut self, duration: Duration) -> Option<(Vec<u64>, Vec<u64>)> {
+    /// Writes at the steady rate for `duration`; returns what the clients saw, or `None` if some
+    /// client did not get its last update within `DRAIN_TIMEOUT`.
+    async fn latency_run(&mut self, duration: Duration) -> Option<LatencyRun> {
+        let servers_cpu_before = self.servers_cpu_seconds();
+        let clients_cpu_before = crate::cpu_seconds("/proc/self/stat");
         let period = Duration::from_secs_f64(1.0 / self.target.writes_per_second(self.clients) as f64);
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -311,7 +312,17 @@ impl Setup {
                 return None;
             }
         }
-        Some(self.deliveries.take_latencies())
+        let servers_cpu = self.servers_cpu_seconds() - servers_cpu_before;
+        let clients_cpu = crate::cpu_seconds("/proc/self/stat") - clients_cpu_before;
+        let (latencies, from_commits) = self.deliveries.take_latencies();
+        // At the steady rate every update reaches a client in a message of its own.
+        let updates = latencies.len().max(1) as f64;
+        Some(LatencyRun {
+            latencies,
+            from_commits,
+            servers_cpu_micros_per_update: servers_cpu * 1e6 / updates,
+            clients_cpu_micros_per_update: clients_cpu * 1e6 / updates,
+        })
     }
 
     /// Writes as fast as the slowest client keeps up for `duration`; returns client updates per
@@ -356,6 +367,16 @@ impl Setup {
         self.writer.write(reached.start, sent_at).await;
         (reached, sent_at)
     }
+}
+
+/// What the clients saw in one latency run, and what it cost the two sides of the loopback.
+struct LatencyRun {
+    /// From the writer's call and, for Livebase, from the commit (see [`Deliveries::take_latencies`]).
+    latencies: Vec<u64>,
+    from_commits: Vec<u64>,
+    servers_cpu_micros_per_update: f64,
+    /// This process's: the clients' reader tasks and the writer.
+    clients_cpu_micros_per_update: f64,
 }
 
 impl Drop for Setup {
@@ -450,11 +471,16 @@ async fn measure_setup(
     setup.deliveries.take_latencies();
     let (mut p50, mut p99, mut max, mut rates, mut cpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut commit_p50, mut commit_p99) = (Vec::new(), Vec::new());
+    let (mut servers_cpu, mut clients_cpu) = (Vec::new(), Vec::new());
     for _ in 0..effort.runs {
-        let Some((latencies, from_commits)) = setup.latency_run(effort.duration).await else {
+        let Some(LatencyRun { latencies, from_commits, servers_cpu_micros_per_update, clients_cpu_micros_per_update }) =
+            setup.latency_run(effort.duration).await
+        else {
             report.note(format!("{name}: updates were lost or took over {DRAIN_TIMEOUT:?}: run dropped"));
             continue;
         };
+        servers_cpu.push(servers_cpu_micros_per_update);
+        clients_cpu.push(clients_cpu_micros_per_update);
         p50.push(percentile(&latencies, 0.50) / 1e3);
         p99.push(percentile(&latencies, 0.99) / 1e3);
         max.push(percentile(&latencies, 1.0) / 1e3);
@@ -480,6 +506,10 @@ async fn measure_setup(
         medians.p50_millis = report.add(section, &format!("{name}: latency p50 at {writes} writes/s"), "ms", p50);
         medians.p99_millis = report.add(section, &format!("{name}: latency p99 at {writes} writes/s"), "ms", p99);
         report.add(section, &format!("{name}: latency max at {writes} writes/s"), "ms", max);
+        // The two cores are shared: a write reaches its last client after about
+        // clients x (server + clients' CPU per update) / 2 cores.
+        report.add(section, &format!("{name}: server CPU per update at {writes} writes/s"), "µs", servers_cpu);
+        report.add(section, &format!("{name}: clients' CPU per update at {writes} writes/s"), "µs", clients_cpu);
     }
     if !commit_p50.is_empty() {
         let figure = |quantile| format!("{name}: commit-to-client latency {quantile} at {writes} writes/s");
