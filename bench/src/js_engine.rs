@@ -38,6 +38,9 @@ const EMPTY: Call = Call { function: "empty", entry: "invokeQuery", args: "[{}]"
 const INSERT: Call =
     Call { function: "insert", entry: "invokeMutation", args: r#"[{"writer":0,"sequence":0}]"#, result: r#""stub""# };
 
+/// One part of a call measured in a fresh context.
+type ContextWork<'a> = dyn Fn(&Ctx<'_>) + 'a;
+
 pub fn measure(bundle: &str, effort: Effort, report: &mut Report) {
     println!("{SECTION}");
     let runtime = Runtime::new().expect("a QuickJS runtime");
@@ -65,7 +68,7 @@ pub fn measure(bundle: &str, effort: Effort, report: &mut Report) {
     };
     let empty_call = |ctx: &Ctx<'_>| call_in(ctx, &EMPTY);
     let insert_call = |ctx: &Ctx<'_>| call_in(ctx, &INSERT);
-    let fresh: [(&str, &dyn Fn(&Ctx<'_>)); 5] = [
+    let fresh: [(&str, &ContextWork); 5] = [
         ("fresh context, created and dropped", &|_| {}),
         ("fresh context + the bundle's bytecode loaded", &load),
         ("fresh context + the bundle loaded and evaluated", &evaluate),

@@ -27,7 +27,7 @@ async fn http_server() -> String {
             "/bytes/{count}",
             get(|axum::extract::Path(count): axum::extract::Path<usize>| async move { vec![b'x'; count] }),
         )
-        .route("/hang", get(|| std::future::pending::<&'static str>()));
+        .route("/hang", get(std::future::pending::<&'static str>));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.expect("the test server serves") });
