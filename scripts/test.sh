@@ -34,3 +34,5 @@ else
 fi
 # Doc tests (nextest does not run them).
 cargo test --workspace --doc
+# Lints, as errors: the workspace stays clippy-clean.
+cargo clippy --workspace --all-targets --quiet -- -D warnings
