@@ -27,4 +27,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 10100 ]; then
   exit 1
 fi
 cargo build --release -p livebase-bench
+# The build (and any install above) leaves dirty pages that the kernel writes back over the next
+# seconds; flushed now, so that they do not slow the first scenarios' fsyncs.
+sync
 exec target/release/livebase-bench --out bench "$@"
