@@ -32,6 +32,7 @@ mod shared_runs;
 mod socket;
 pub mod static_site;
 mod subscriptions;
+mod wake_gated;
 
 use std::future::IntoFuture;
 use std::sync::Arc;

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use crate::Shared;
 use crate::forward::{CallKind, CallOutcome, ForwardError, ForwardIdentity, REPLICA_CATCH_UP_TIMEOUT};
 use crate::hub::Registration;
+use crate::wake_gated::WakeGated;
 
 /// The most messages waiting to be written to one client. A client that falls this far behind
 /// (a Transition per commit it watches) reads slower than it is written to, and would hold ever
@@ -131,7 +132,8 @@ impl Outbox {
 }
 
 pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
-    let (mut sender, mut stream) = socket.split();
+    let (mut sender, stream) = socket.split();
+    let mut stream = WakeGated::new(stream);
     // Each running mutation, action or token check holds at most one completion.
     let (completions, mut completed) = mpsc::channel(MAX_INFLIGHT_ACTIONS + 2);
     let registration = shared.hub.connect();
