@@ -86,7 +86,9 @@ mod tests {
         fn send(&self, item: u32) {
             let mut pipe = self.0.lock().expect("not poisoned");
             pipe.items.push_back(item);
-            pipe.waiting.take().map(Waker::wake);
+            if let Some(waiting) = pipe.waiting.take() {
+                waiting.wake();
+            }
         }
     }
 
@@ -94,7 +96,9 @@ mod tests {
         fn drop(&mut self) {
             let mut pipe = self.0.lock().expect("not poisoned");
             pipe.closed = true;
-            pipe.waiting.take().map(Waker::wake);
+            if let Some(waiting) = pipe.waiting.take() {
+                waiting.wake();
+            }
         }
     }
 
