@@ -782,7 +782,8 @@ impl Downstream {
                 group_count += 1;
             }
             self.publish_handed_on(batches);
-            self.groups_awaiting_publish.fetch_sub(group_count, Ordering::AcqRel);
+            let awaiting = self.groups_awaiting_publish.fetch_sub(group_count, Ordering::AcqRel);
+            assert!(awaiting >= group_count, "every group the publisher takes was counted when handed to it");
         }
     }
 
@@ -790,7 +791,8 @@ impl Downstream {
     fn publish_handed_on(&self, batches: Vec<AcceptedBatch>) {
         let count = batches.len();
         self.publisher.lock().expect("lock poisoned").as_mut().expect("publishing until shutdown").publish(batches);
-        self.in_flight.fetch_sub(count, Ordering::AcqRel);
+        let in_flight = self.in_flight.fetch_sub(count, Ordering::AcqRel);
+        assert!(in_flight >= count, "every batch published was counted when the committer handed it on");
     }
 
     /// The committer's own run of the stages, for a batch that found nothing in flight: appends it,
